@@ -1,0 +1,1 @@
+"""plantguard_opcua — a PlantGuard plugin package."""

@@ -1,0 +1,62 @@
+"""Long-running parts that plugins add beside the engine: servers and simulators.
+
+The OPC UA server and the plant simulator are services; so is anything an
+integrator wants to run with the gateway (an MQTT bridge, a web view).  A
+service is configured under ``services.<name>`` in the site file, validated by
+its :attr:`ServiceType.options_model`, and started before the engine polls.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable
+from typing import ClassVar, Protocol
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel
+
+from .alarms import AlarmManager
+from .model import Site
+from .table import ValueTable
+
+__all__ = ["EngineView", "Service", "ServiceType", "ValuesListener"]
+
+#: Called with the table indices whose value, quality or timestamp changed.
+ValuesListener = Callable[[npt.NDArray[np.intp]], Awaitable[None]]
+
+
+class EngineView(Protocol):
+    """What a service sees of the running engine."""
+
+    @property
+    def site(self) -> Site: ...
+
+    @property
+    def table(self) -> ValueTable: ...
+
+    @property
+    def alarms(self) -> AlarmManager: ...
+
+    def on_values(self, listener: ValuesListener) -> None:
+        """Call ``listener`` after each block of samples is stored in the table."""
+
+
+class Service(abc.ABC):
+    @abc.abstractmethod
+    async def start(self, engine: EngineView) -> None:
+        """Start serving; return once it is ready (ports bound)."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Stop and release everything; must not raise."""
+
+
+class ServiceType(abc.ABC):
+    options_model: ClassVar[type[BaseModel]]
+    #: Services with lower order start first and stop last (simulators before drivers poll).
+    order: ClassVar[int] = 100
+
+    @abc.abstractmethod
+    def create(self, options: BaseModel) -> Service:
+        """Make the service from its validated options; no I/O here."""

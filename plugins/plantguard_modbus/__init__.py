@@ -1,0 +1,1 @@
+"""plantguard_modbus — a PlantGuard plugin package."""

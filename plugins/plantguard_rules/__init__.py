@@ -1,0 +1,1 @@
+"""plantguard_rules — a PlantGuard plugin package."""

@@ -1,0 +1,1 @@
+"""plantguard_sim — a PlantGuard plugin package."""
