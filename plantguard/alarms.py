@@ -107,8 +107,7 @@ class AlarmManager:
         journal.define_alarms(list(self.definitions.values()))
         restored = journal.load_status()
         self.status: dict[str, AlarmStatus] = {
-            alarm_id: restored.get(alarm_id, AlarmStatus(alarm_id))
-            for alarm_id in self.definitions
+            alarm_id: restored.get(alarm_id, AlarmStatus(alarm_id)) for alarm_id in self.definitions
         }
         self._listeners: list[Listener] = []
 
@@ -135,9 +134,7 @@ class AlarmManager:
             after = AlarmState.NORMAL
         else:
             raise AlarmError(f"alarm {alarm_id!r} is {status.state.value}: nothing to acknowledge")
-        transition = self._transition(
-            status, after, "acknowledge", now, user=user, comment=comment
-        )
+        transition = self._transition(status, after, "acknowledge", now, user=user, comment=comment)
         await self._commit([transition])
         return transition
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -175,8 +174,9 @@ class Device(_Frozen):
                 local = raw["id"]
                 prefix = f"{device_id}."
                 global_id = local if local.startswith(prefix) else prefix + local
-                raw = {**raw, "id": global_id, "device_id": device_id}
-            points.append(raw)
+                points.append({**raw, "id": global_id, "device_id": device_id})
+            else:
+                points.append(raw)
         return {**data, "points": points}
 
     @model_validator(mode="after")
@@ -202,8 +202,7 @@ class Area(_Frozen):
             data = {
                 **data,
                 "devices": [
-                    {**d, "area_id": area_id} if isinstance(d, dict) else d
-                    for d in data["devices"]
+                    {**d, "area_id": area_id} if isinstance(d, dict) else d for d in data["devices"]
                 ],
             }
         return data
@@ -260,7 +259,9 @@ class Site(_Frozen):
         return point.poll_group or device.poll_group
 
 
-_MESSAGE_FIELD = re.compile(r"\{(\w+)\}")
+class _KeepMissing(dict[str, object]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
 
 
 class AlarmDefinition(_Frozen):
@@ -279,8 +280,12 @@ class AlarmDefinition(_Frozen):
     message: str = ""
 
     def render(self, **fields: object) -> str:
-        """Fill ``{name}`` placeholders of the message; unknown ones stay as written."""
-        return _MESSAGE_FIELD.sub(lambda m: str(fields.get(m.group(1), m.group(0))), self.message)
+        """Fill ``{name}`` / ``{value:.3g}`` placeholders; a message that does not fit
+        its fields is shown as written rather than lost."""
+        try:
+            return self.message.format_map(_KeepMissing(fields))
+        except (ValueError, IndexError, AttributeError, TypeError):
+            return self.message
 
 
 @dataclass(frozen=True, slots=True)

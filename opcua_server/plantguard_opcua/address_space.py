@@ -1,0 +1,276 @@
+"""Builds ``Objects/PlantGuard/<site>/<area>/<device>/`` from the configured site.
+
+Nodes are added as plain ``AddNodesItem`` batches, one batch per device, rather
+than through asyncua's ``add_object``/``add_variable`` helpers: the helpers read
+the parent's type for every node and cannot set a Description or DataType in
+the same call, which made building large sites several times slower.  Batching
+per device also keeps every parent's reference list short; asyncua checks
+references linearly, so one flat folder of many nodes builds in quadratic time.
+
+The result is a :class:`PointTargets` table aligned with the value table's
+indices, so the publisher never looks anything up by string.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from asyncua import ua
+
+from plantguard.model import Area, Device, Point, Site
+from plantguard.table import ValueTable
+
+from . import nodeids
+from .units import eu_information
+
+__all__ = ["PointTarget", "PointTargets", "build_address_space", "device_properties"]
+
+_STRING = ua.VariantType.String
+_BOOLEAN = ua.VariantType.Boolean
+_DATETIME = ua.VariantType.DateTime
+
+#: Point data type → (variant type, DataType node, value before the first sample).
+_POINT_TYPES: dict[str, tuple[Any, int, float | int | bool]] = {
+    "float": (ua.VariantType.Double, ua.ObjectIds.Double, math.nan),
+    "int": (ua.VariantType.Int64, ua.ObjectIds.Int64, 0),
+    "bool": (ua.VariantType.Boolean, ua.ObjectIds.Boolean, False),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PointTarget:
+    """Where one table slot is published: its variable and the variant type it takes."""
+
+    node_id: Any
+    variant_type: Any
+    data_type: str
+    initial: float | int | bool
+
+
+#: ``targets[i]`` is the variable of table index ``i`` (None if the site lacks that point).
+PointTargets = tuple[PointTarget | None, ...]
+
+
+def _node_id(identifier: str, ns: int) -> Any:
+    return ua.NodeId(identifier, ns, ua.NodeIdType.String)
+
+
+def _ref(ref: int) -> Any:
+    return ua.NodeId(ref)
+
+
+class _Batch:
+    """Collects AddNodesItems for one subtree, parents before children."""
+
+    def __init__(self, ns: int) -> None:
+        self.ns = ns
+        self.items: list[Any] = []
+
+    def _item(
+        self, path: str, parent: Any, browse_name: str, node_class: Any, type_def: int, ref: int
+    ) -> Any:
+        item = ua.AddNodesItem()
+        item.RequestedNewNodeId = _node_id(path, self.ns)
+        item.ParentNodeId = parent
+        item.BrowseName = ua.QualifiedName(browse_name, self.ns)
+        item.NodeClass = node_class
+        item.TypeDefinition = _ref(type_def)
+        item.ReferenceTypeId = _ref(ref)
+        self.items.append(item)
+        return item
+
+    def folder(
+        self,
+        path: str,
+        parent: Any,
+        browse_name: str,
+        display_name: str,
+        description: str = "",
+        ref: int = ua.ObjectIds.Organizes,
+    ) -> Any:
+        return self.obj(
+            path, parent, browse_name, display_name, description, ua.ObjectIds.FolderType, ref
+        )
+
+    def obj(
+        self,
+        path: str,
+        parent: Any,
+        browse_name: str,
+        display_name: str,
+        description: str,
+        type_def: int,
+        ref: int,
+    ) -> Any:
+        item = self._item(path, parent, browse_name, ua.NodeClass.Object, type_def, ref)
+        attrs = ua.ObjectAttributes()
+        attrs.DisplayName = ua.LocalizedText(display_name)
+        attrs.Description = ua.LocalizedText(description)
+        item.NodeAttributes = attrs
+        return item.RequestedNewNodeId
+
+    def variable(
+        self,
+        path: str,
+        parent: Any,
+        browse_name: str,
+        description: str,
+        value: Any,
+        data_type: int,
+        type_def: int = ua.ObjectIds.PropertyType,
+        ref: int = ua.ObjectIds.HasProperty,
+    ) -> Any:
+        item = self._item(path, parent, browse_name, ua.NodeClass.Variable, type_def, ref)
+        attrs = ua.VariableAttributes()
+        attrs.DisplayName = ua.LocalizedText(browse_name)
+        attrs.Description = ua.LocalizedText(description)
+        attrs.Value = value
+        attrs.DataType = _ref(data_type)
+        attrs.ValueRank = ua.ValueRank.Scalar
+        attrs.ArrayDimensions = None
+        attrs.AccessLevel = ua.AccessLevel.CurrentRead.mask
+        attrs.UserAccessLevel = ua.AccessLevel.CurrentRead.mask
+        item.NodeAttributes = attrs
+        return item.RequestedNewNodeId
+
+
+def _location_text(device: Device) -> str:
+    loc = device.info.location
+    return " › ".join(part for part in (loc.building, loc.floor, loc.position) if part)
+
+
+def _commissioning(date: dt.date | None) -> Any:
+    if date is None:
+        return ua.Variant()  # null: the DateTime is unknown, not 1601-01-01
+    midnight = dt.datetime(date.year, date.month, date.day, tzinfo=dt.UTC)
+    return ua.Variant(midnight, _DATETIME)
+
+
+def device_properties(device: Device) -> Iterator[tuple[str, Any, int]]:
+    """(BrowseName, Variant, DataType) of each device property, DI names first."""
+    info = device.info
+    strings = (
+        ("Manufacturer", info.manufacturer),
+        ("Model", info.model),
+        ("SerialNumber", info.serial_number),
+        ("HardwareRevision", info.hardware_version),
+        ("SoftwareRevision", info.firmware_version),
+        ("DeviceClass", device.category),
+        ("AssetId", device.id),
+        ("Location", _location_text(device)),
+        ("Responsible", info.responsible),
+    )
+    for name, text in strings:
+        yield name, ua.Variant(text, _STRING), ua.ObjectIds.String
+    yield "CommissioningDate", _commissioning(info.commissioned), ua.ObjectIds.DateTime
+    yield "SafetyCritical", ua.Variant(info.safety_critical, _BOOLEAN), ua.ObjectIds.Boolean
+    yield "Status", ua.Variant(info.status.value, _STRING), ua.ObjectIds.String
+
+
+def _add_point(batch: _Batch, folder: Any, folder_path: str, device: Device, point: Point) -> Any:
+    variant_type, data_type, initial = _POINT_TYPES[point.data_type]
+    local = nodeids.point_local_id(device, point)
+    path = f"{folder_path}/{local}"
+    numeric = point.data_type != "bool"
+    if numeric and point.range is not None:
+        type_def = ua.ObjectIds.AnalogItemType
+    elif numeric:
+        type_def = ua.ObjectIds.BaseAnalogType
+    else:
+        type_def = ua.ObjectIds.BaseDataVariableType
+    node = batch.variable(
+        path,
+        folder,
+        local,
+        point.name or local,
+        ua.Variant(initial, variant_type),
+        data_type,
+        type_def=type_def,
+        ref=ua.ObjectIds.HasComponent,
+    )
+    if numeric or point.unit:
+        batch.variable(
+            nodeids.property_path(path, "EngineeringUnits"),
+            node,
+            "EngineeringUnits",
+            "",
+            ua.Variant(eu_information(point.unit)),
+            ua.ObjectIds.EUInformation,
+        )
+    if point.range is not None:
+        low, high = point.range
+        batch.variable(
+            nodeids.property_path(path, "EURange"),
+            node,
+            "EURange",
+            "",
+            ua.Variant(ua.Range(Low=low, High=high)),
+            ua.ObjectIds.Range,
+        )
+    return PointTarget(node, variant_type, point.data_type, initial)
+
+
+def _device_batch(ns: int, site: Site, area: Area, device: Device, parent: Any) -> tuple[
+    _Batch, list[tuple[Point, PointTarget]]
+]:
+    batch = _Batch(ns)
+    path = nodeids.device_path(site, area, device)
+    node = batch.obj(
+        path,
+        parent,
+        device.id,
+        device.name or device.id,
+        device.name,
+        ua.ObjectIds.BaseObjectType,
+        ua.ObjectIds.Organizes,
+    )
+    for name, value, data_type in device_properties(device):
+        batch.variable(nodeids.property_path(path, name), node, name, "", value, data_type)
+    folder_path = nodeids.points_folder_path(path)
+    folder = batch.folder(
+        folder_path, node, nodeids.POINTS_FOLDER, "Points", ref=ua.ObjectIds.HasComponent
+    )
+    targets = [(p, _add_point(batch, folder, folder_path, device, p)) for p in device.points]
+    return batch, targets
+
+
+async def _add(session: Any, batch: _Batch) -> None:
+    results = await session.add_nodes(batch.items)
+    for item, result in zip(batch.items, results, strict=True):
+        if not result.StatusCode.is_good():
+            raise RuntimeError(
+                f"cannot add OPC UA node {item.RequestedNewNodeId.to_string()}: "
+                f"{result.StatusCode.name}"
+            )
+
+
+async def build_address_space(server: Any, ns: int, site: Site, table: ValueTable) -> PointTargets:
+    """Add the site's nodes to ``server`` (an initialised ``asyncua.Server``).
+
+    Yields to the event loop between devices so a large site does not stall
+    other services while it builds.
+    """
+    session = server.iserver.isession
+    top = _Batch(ns)
+    root = top.folder(nodeids.ROOT, _ref(ua.ObjectIds.ObjectsFolder), "PlantGuard", "PlantGuard")
+    site_node = top.folder(nodeids.site_path(site), root, site.id, site.name or site.id)
+    area_nodes = [
+        top.folder(nodeids.area_path(site, a), site_node, a.id, a.name or a.id) for a in site.areas
+    ]
+    await _add(session, top)
+    targets: list[PointTarget | None] = [None] * len(table)
+    for area, area_node in zip(site.areas, area_nodes, strict=True):
+        for device in area.devices:
+            batch, points = _device_batch(ns, site, area, device, area_node)
+            await _add(session, batch)
+            for point, target in points:
+                index = table.index.get(point.id)
+                if index is not None:
+                    targets[index] = target
+            await asyncio.sleep(0)
+    return tuple(targets)

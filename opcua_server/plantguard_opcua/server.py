@@ -1,0 +1,112 @@
+"""The ``opcua`` service: an asyncua server publishing the gateway's address space.
+
+Start-up order matters for clients: the address space is complete and every
+variable carries the table's current value and quality before the port is
+bound, so a client that connects at once never browses a half-built tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from typing import Any
+
+from asyncua import Server
+
+from plantguard.services import EngineView, Service
+
+from .address_space import build_address_space
+from .nodeids import NAMESPACE_URI
+from .options import OpcUaOptions
+from .publisher import ValuePublisher
+from .security import configure_security
+
+__all__ = ["OpcUaService"]
+
+log = logging.getLogger(__name__)
+
+
+def _free_port(host: str) -> int:
+    """A port free on ``host`` now; asyncua advertises the configured port, so 0 is resolved first."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class OpcUaService(Service):
+    """Serves ``Objects/PlantGuard/<site>/…`` and keeps point variables current."""
+
+    def __init__(self, options: OpcUaOptions) -> None:
+        self.options = options
+        self.endpoint = ""
+        self.namespace_index = -1
+        #: Seconds the last start spent adding the site's nodes.
+        self.build_seconds = 0.0
+        self._server: Any = None
+        self._publisher: ValuePublisher | None = None
+
+    @property
+    def server(self) -> Any:
+        """The running ``asyncua.Server`` (for other parts of this package, e.g. alarms)."""
+        return self._server
+
+    async def start(self, engine: EngineView) -> None:
+        if self._server is not None:
+            raise RuntimeError("the OPC UA service is already running")
+        opts = self.options
+        port = opts.port or _free_port(opts.host)
+        endpoint = opts.endpoint(port)
+        server = Server()
+        self._server = server
+        try:
+            await server.init()
+            await server.set_application_uri(f"urn:plantguard:{engine.site.id}:opcua")
+            server.set_server_name(opts.application_name)
+            server.set_endpoint(endpoint)
+            configure_security(server)
+            ns = await server.register_namespace(NAMESPACE_URI)
+            began = time.perf_counter()
+            targets = await build_address_space(server, ns, engine.site, engine.table)
+            self.build_seconds = time.perf_counter() - began
+            publisher = ValuePublisher(server, engine.table, targets)
+            await publisher.publish_all()
+            await server.start()
+        except BaseException:
+            await self._shutdown()
+            raise
+        self._publisher = publisher
+        self.namespace_index = ns
+        self.endpoint = endpoint
+        engine.on_values(publisher)
+        log.info(
+            "OPC UA server on %s (%d nodes' site built in %.2fs)",
+            endpoint,
+            len(targets),
+            self.build_seconds,
+        )
+
+    async def stop(self) -> None:
+        if self._publisher is not None:
+            # The engine has no way to unsubscribe yet: a disabled publisher ignores calls.
+            self._publisher.enabled = False
+            self._publisher = None
+        try:
+            await self._shutdown()
+        except Exception:
+            log.exception("OPC UA server did not stop cleanly")
+
+    async def _shutdown(self) -> None:
+        server, self._server = self._server, None
+        self.endpoint = ""
+        if server is None:
+            return
+        try:
+            await server.stop()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("error while stopping the OPC UA server")

@@ -1,0 +1,275 @@
+"""The engine: polls devices into the value table, scans rules, drives alarms.
+
+Tasks, all on one asyncio loop::
+
+    services (sim, OPC UA …) started first, in ``order``
+    one poll task per (device, poll group) ── driver.read ──► table ──► history, listeners
+    one scan task ── rules over the whole table ──► findings ──► alarm manager
+    one history task ── batched bulk inserts
+
+One task per device and group means a dead device waits out its own timeouts
+and backoff without delaying anyone else's poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from .alarms import AlarmManager, Listener, Transition
+from .config import LoadedSite
+from .drivers import DeviceDriver, DriverError
+from .history import HistoryWriter
+from .host import PluginHost
+from .model import Device, Finding, Point, Quality, Site
+from .rules import Rule
+from .services import Service, ValuesListener
+from .sinks import AlarmSink
+from .store import Store
+from .table import ValueTable
+
+__all__ = ["Engine"]
+
+log = logging.getLogger(__name__)
+
+_BACKOFF_START = 1.0
+_BACKOFF_MAX = 30.0
+
+
+@dataclass(slots=True)
+class _PollJob:
+    device: Device
+    driver: DeviceDriver
+    points: tuple[Point, ...]
+    idx: npt.NDArray[np.intp]
+    interval: float
+
+
+class Engine:
+    """Runs one site.  Build it, then ``await engine.run(stop_event)``."""
+
+    def __init__(
+        self,
+        loaded: LoadedSite,
+        host: PluginHost,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._loaded = loaded
+        self._host = host
+        self.store = store
+        self._clock = clock
+        self._site = loaded.site
+        self._table = ValueTable(self._site.points)
+        keys = store.register_points(self._site.points)
+        self._history = HistoryWriter(
+            store,
+            self._site.store,
+            np.array([keys[p] for p in self._table.point_ids], dtype=np.int64),
+            clock,
+        )
+        self.rules: list[Rule] = [
+            host.rules[name].create(
+                self._site, self._table, [(self._point(pid), cfg) for pid, cfg in configs]
+            )
+            for name, configs in loaded.rule_configs.items()
+        ]
+        self._alarms = AlarmManager(store, [d for r in self.rules for d in r.alarms()])
+        for sink_name, sink in host.sinks.items():
+            self._alarms.subscribe(_sink_listener(sink_name, sink))
+        self.drivers: dict[str, DeviceDriver] = {
+            d.id: host.drivers[d.driver].create(d, loaded.connections[d.id], loaded.addresses[d.id])
+            for d in self._site.devices
+        }
+        self.services: dict[str, Service] = {
+            name: host.services[name].create(options)
+            for name, options in sorted(
+                loaded.services.items(), key=lambda kv: host.services[kv[0]].order
+            )
+        }
+        self._listeners: list[ValuesListener] = []
+        self._connect_locks = {d: asyncio.Lock() for d in self.drivers}
+        self.ready = asyncio.Event()
+
+    # --- EngineView -------------------------------------------------------------------
+
+    @property
+    def site(self) -> Site:
+        return self._site
+
+    @property
+    def table(self) -> ValueTable:
+        return self._table
+
+    @property
+    def alarms(self) -> AlarmManager:
+        return self._alarms
+
+    def on_values(self, listener: ValuesListener) -> None:
+        self._listeners.append(listener)
+
+    def _point(self, point_id: str) -> Point:
+        return self._site.points[self._table.index[point_id]]
+
+    # --- running ----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start services, poll and scan until ``stop`` is set, then shut down cleanly."""
+        started: list[Service] = []
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            for name, service in self.services.items():
+                await service.start(self)
+                started.append(service)
+                log.info("service %s started", name)
+            tasks = [
+                asyncio.create_task(self._poll(job), name=f"poll {job.device.id}")
+                for job in self._poll_jobs()
+            ]
+            tasks.append(asyncio.create_task(self._scan(), name="scan"))
+            tasks.append(asyncio.create_task(self._history.run(), name="history"))
+            self.ready.set()
+            stop_wait = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            stop_wait.cancel()
+            for task in done:
+                if task is not stop_wait and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            await self._shutdown(tasks, started)
+
+    async def _shutdown(
+        self, tasks: Sequence[asyncio.Task[None]], started: Sequence[Service]
+    ) -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._history.flush()
+        for driver in self.drivers.values():
+            await driver.close()
+        for service in reversed(started):
+            await service.stop()
+        try:
+            self._host.hook.plantguard_shutdown(engine=self)
+        except Exception:
+            log.exception("plantguard_shutdown hook failed")
+        log.info("engine stopped; %d samples written", self._history.written)
+
+    def _poll_jobs(self) -> list[_PollJob]:
+        jobs = []
+        for device in self._site.devices:
+            groups: dict[str, list[Point]] = {}
+            for point in device.points:
+                groups.setdefault(self._site.poll_group_of(device, point), []).append(point)
+            for group, pts in groups.items():
+                jobs.append(
+                    _PollJob(
+                        device,
+                        self.drivers[device.id],
+                        tuple(pts),
+                        self._table.indices([p.id for p in pts]),
+                        self._site.poll_groups[group].interval,
+                    )
+                )
+        return jobs
+
+    async def _poll(self, job: _PollJob) -> None:
+        loop = asyncio.get_running_loop()
+        backoff = _BACKOFF_START
+        next_tick = loop.time()
+        while True:
+            if not job.driver.connected:
+                if not await self._connect(job):
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, _BACKOFF_MAX)
+                    next_tick = loop.time()
+                    continue
+                backoff = _BACKOFF_START
+            try:
+                result = await job.driver.read(job.points)
+            except DriverError as exc:
+                log.warning("device %s: read failed: %s", job.device.id, exc)
+                await self._mark(job, Quality.BAD_COMMUNICATION_ERROR)
+            else:
+                await self._store_values(job.idx, result.values, result.quality, result.source_time)
+            next_tick += job.interval
+            delay = next_tick - loop.time()
+            if delay < 0:  # overran: skip missed ticks instead of bursting
+                next_tick = loop.time()
+                delay = 0
+            await asyncio.sleep(delay)
+
+    async def _connect(self, job: _PollJob) -> bool:
+        async with self._connect_locks[job.device.id]:
+            if job.driver.connected:
+                return True
+            try:
+                await job.driver.connect()
+            except DriverError as exc:
+                log.warning("device %s: cannot connect: %s", job.device.id, exc)
+                await self._mark(job, Quality.BAD_NOT_CONNECTED)
+                return False
+            log.info("device %s connected", job.device.id)
+            return True
+
+    async def _mark(self, job: _PollJob, quality: Quality) -> None:
+        q = np.full(job.idx.size, quality, dtype=np.uint8)
+        await self._store_values(job.idx, self._table.values[job.idx].copy(), q, self._clock())
+
+    async def _store_values(
+        self,
+        idx: npt.NDArray[np.intp],
+        values: npt.NDArray[np.float64],
+        quality: npt.NDArray[np.uint8],
+        source_time: float,
+    ) -> None:
+        changed = self._table.update(idx, values, quality, source_time)
+        if changed.size == 0:
+            return
+        self._history.append(
+            changed,
+            self._table.values[changed],
+            self._table.quality[changed],
+            self._table.source_time[changed],
+        )
+        for listener in self._listeners:
+            try:
+                await listener(changed)
+            except Exception:
+                log.exception("value listener %r failed", listener)
+
+    async def _scan(self) -> None:
+        interval = self._site.scan_interval
+        while True:
+            await self.scan_once()
+            await asyncio.sleep(interval)
+
+    async def scan_once(self) -> None:
+        """Evaluate every rule over the table and apply the findings."""
+        now = self._clock()
+        findings: list[Finding] = []
+        for rule in self.rules:
+            try:
+                findings.extend(rule.evaluate(self._table, now))
+            except Exception:
+                log.exception("rule %r failed; its alarms keep their state", rule)
+        if findings:
+            await self._alarms.apply_findings(findings)
+
+
+def _sink_listener(name: str, sink: AlarmSink) -> Listener:
+    async def deliver(transitions: Sequence[Transition]) -> None:
+        for t in transitions:
+            try:
+                await sink.deliver(t)
+            except Exception:
+                log.exception("alarm sink %s failed", name)
+
+    return deliver
