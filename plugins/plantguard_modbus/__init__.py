@@ -1,1 +1,9 @@
-"""plantguard_modbus — a PlantGuard plugin package."""
+"""plantguard_modbus — the Modbus TCP device driver plugin (``driver: modbus``).
+
+:mod:`.models` holds the ``connection``/``address`` schemas, :mod:`.planner` the
+block-read planner, :mod:`.driver` the driver, :mod:`.plugin` the registration.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -7,6 +7,7 @@ before anything polls.
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -43,19 +44,24 @@ class ModbusConnection(BaseModel):
     )
 
 
-class ModbusAddress(BaseModel):
-    """``address:`` of a point of a Modbus device."""
+# ``register`` is the natural key in the site file; it only shadows the metaclass's
+# ABC ``register`` on the class, never on instances, so pydantic's warning is noise.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    class ModbusAddress(BaseModel):
+        """``address:`` of a point of a Modbus device."""
 
-    register: int = Field(ge=0, le=65535, description="first register, 0-based")
-    function: Literal["holding", "input"] = "holding"
-    type: RegisterType = "float32"
-    word_order: Literal["big", "little"] = Field(
-        "big", description="'big': high word first in 32-bit types"
-    )
+        model_config = ConfigDict(frozen=True, extra="forbid")
 
-    @property
-    def width(self) -> int:
-        """Registers this point occupies."""
-        return REGISTER_WIDTH[self.type]
+        register: int = Field(ge=0, le=65535, description="first register, 0-based")
+        function: Literal["holding", "input"] = "holding"
+        type: RegisterType = "float32"
+        word_order: Literal["big", "little"] = Field(
+            "big", description="'big': high word first in 32-bit types"
+        )
+
+        @property
+        def width(self) -> int:
+            """Registers this point occupies."""
+            return REGISTER_WIDTH[self.type]

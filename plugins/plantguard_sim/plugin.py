@@ -21,7 +21,6 @@ from .server import SimServer
 __all__ = ["SimOptions", "SimService", "SimServiceType", "plantguard_register_services"]
 
 
-
 class SimOptions(BaseModel):
     """``services.sim`` in the site file."""
 

@@ -61,7 +61,7 @@ def decode_float32(registers: list[int]) -> np.ndarray[Any, np.dtype[np.float32]
     return np.array(registers, dtype=">u2").view(">f4").astype(np.float32)
 
 
-async def _no_such_unit(
+async def _no_such_unit(  # noqa: PLR0917 - signature fixed by pymodbus SimAction
     function_code: int,
     start_address: int,
     address: int,
@@ -130,9 +130,7 @@ class SimServer:
         try:
             await server.serve_forever(background=True)
         except RuntimeError as exc:
-            raise OSError(
-                f"simulator cannot listen on {self.host}:{self._requested_port}"
-            ) from exc
+            raise OSError(f"simulator cannot listen on {self.host}:{self._requested_port}") from exc
         listener = server.transport
         sockets = getattr(listener, "sockets", None) or ()
         self._bound_port = int(sockets[0].getsockname()[1]) if sockets else self._requested_port
@@ -146,7 +144,7 @@ class SimServer:
             return
         listener = server.transport
         try:
-            await server.shutdown()
+            await server.shutdown()  # type: ignore[no-untyped-call]
             if isinstance(listener, asyncio.AbstractServer):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(listener.wait_closed(), timeout=2.0)
@@ -201,7 +199,7 @@ class SimServer:
         return SimDevice(id=spec.unit, simdata=[block], action=self._action_for(spec))
 
     def _action_for(self, spec: DeviceSpec) -> Action:
-        async def action(
+        async def action(  # noqa: PLR0917 - signature fixed by pymodbus SimAction
             function_code: int,
             start_address: int,
             address: int,

@@ -1,0 +1,36 @@
+# PlantGuard — the two commands a newcomer needs: `make demo` and `make test`.
+# Both create the virtual environment they need in .venv/ from pyproject.toml.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PACKAGES := -p plantguard -p plantguard_opcua -p plantguard_modbus -p plantguard_sim -p plantguard_rules
+DEMO_ARGS ?=
+
+.PHONY: venv demo test lint typecheck pytest bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: venv
+	$(BIN)/plantguard demo $(DEMO_ARGS)
+
+test: lint typecheck pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy $(PACKAGES)
+
+pytest: venv
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info plantguard-demo.db*
