@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
-    for noisy in ("asyncua", "pymodbus"):
+    for noisy in ("asyncua", "pymodbus", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
     if args.command is None:
         parser.print_help()

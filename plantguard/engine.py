@@ -112,8 +112,14 @@ class Engine:
     def alarms(self) -> AlarmManager:
         return self._alarms
 
-    def on_values(self, listener: ValuesListener) -> None:
+    def on_values(self, listener: ValuesListener) -> Callable[[], None]:
         self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
 
     def _point(self, point_id: str) -> Point:
         return self._site.points[self._table.index[point_id]]
@@ -123,35 +129,45 @@ class Engine:
     async def run(self, stop: asyncio.Event) -> None:
         """Start services, poll and scan until ``stop`` is set, then shut down cleanly."""
         started: list[Service] = []
-        tasks: list[asyncio.Task[None]] = []
+        workers: list[asyncio.Task[None]] = []
+        writer: asyncio.Task[None] | None = None
         try:
             for name, service in self.services.items():
                 await service.start(self)
                 started.append(service)
                 log.info("service %s started", name)
-            tasks = [
+            workers = [
                 asyncio.create_task(self._poll(job), name=f"poll {job.device.id}")
                 for job in self._poll_jobs()
             ]
-            tasks.append(asyncio.create_task(self._scan(), name="scan"))
-            tasks.append(asyncio.create_task(self._history.run(), name="history"))
+            workers.append(asyncio.create_task(self._scan(), name="scan"))
+            writer = asyncio.create_task(self._history.run(), name="history")
             self.ready.set()
             stop_wait = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                [stop_wait, writer, *workers], return_when=asyncio.FIRST_COMPLETED
+            )
             stop_wait.cancel()
             for task in done:
-                if task is not stop_wait and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
+                if task is not stop_wait and (error := task.exception()) is not None:
+                    raise error
         finally:
-            await self._shutdown(tasks, started)
+            await self._shutdown(workers, writer, started)
 
     async def _shutdown(
-        self, tasks: Sequence[asyncio.Task[None]], started: Sequence[Service]
+        self,
+        workers: Sequence[asyncio.Task[None]],
+        writer: asyncio.Task[None] | None,
+        started: Sequence[Service],
     ) -> None:
-        for task in tasks:
+        for task in workers:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._history.flush()
+        await asyncio.gather(*workers, return_exceptions=True)
+        # The writer is closed, not cancelled, so its last write completes before we go on.
+        self._history.close()
+        if writer is not None:
+            await asyncio.gather(writer, return_exceptions=True)
+        await self._history.flush()  # in case the writer failed or never started
         for driver in self.drivers.values():
             await driver.close()
         for service in reversed(started):
@@ -216,7 +232,6 @@ class Engine:
                 log.warning("device %s: cannot connect: %s", job.device.id, exc)
                 await self._mark(job, Quality.BAD_NOT_CONNECTED)
                 return False
-            log.info("device %s connected", job.device.id)
             return True
 
     async def _mark(self, job: _PollJob, quality: Quality) -> None:
@@ -239,7 +254,7 @@ class Engine:
             self._table.quality[changed],
             self._table.source_time[changed],
         )
-        for listener in self._listeners:
+        for listener in tuple(self._listeners):
             try:
                 await listener(changed)
             except Exception:

@@ -49,6 +49,7 @@ class HistoryWriter:
         ] = []
         self._pending = 0
         self._wake = asyncio.Event()
+        self._closing = False
         self._last_purge = 0.0
         self.written = 0
 
@@ -68,17 +69,25 @@ class HistoryWriter:
             self._wake.set()
 
     async def run(self) -> None:
-        """Flush every ``flush_interval`` (or sooner when a batch fills) until cancelled.
+        """Flush every ``flush_interval`` (or sooner when a batch fills) until :meth:`close`.
 
-        The owner calls :meth:`flush` once more after cancelling, so nothing queued is lost.
+        Stopping goes through :meth:`close`, not cancellation: a write cancelled
+        half-way would still finish in its worker thread, after the caller had
+        moved on believing everything was flushed.
         """
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._settings.flush_interval)
             self._wake.clear()
             await self.flush()
-            if self._clock() - self._last_purge > _PURGE_EVERY:
+            if not self._closing and self._clock() - self._last_purge > _PURGE_EVERY:
                 await self.purge()
+        await self.flush()
+
+    def close(self) -> None:
+        """Ask :meth:`run` to write what is queued and return."""
+        self._closing = True
+        self._wake.set()
 
     async def flush(self) -> int:
         if not self._blocks:

@@ -38,8 +38,9 @@ class EngineView(Protocol):
     @property
     def alarms(self) -> AlarmManager: ...
 
-    def on_values(self, listener: ValuesListener) -> None:
-        """Call ``listener`` after each block of samples is stored in the table."""
+    def on_values(self, listener: ValuesListener) -> Callable[[], None]:
+        """Call ``listener`` after each block of samples is stored in the table;
+        return the function that unsubscribes it (services call it when they stop)."""
 
 
 class Service(abc.ABC):

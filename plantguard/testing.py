@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -79,7 +79,7 @@ def load_site_text(plantguard_host: PluginHost) -> Callable[[str], LoadedSite]:
 
 
 @pytest.fixture
-def running_site(plantguard_host: PluginHost, tmp_path: Path) -> Iterator[RunningSite]:
+def running_site(plantguard_host: PluginHost, tmp_path: Path) -> RunningSite:
     """Run an engine for a site (YAML text) until the ``async with`` block exits."""
 
     @contextlib.asynccontextmanager
@@ -103,7 +103,7 @@ def running_site(plantguard_host: PluginHost, tmp_path: Path) -> Iterator[Runnin
             await task
             store.close()
 
-    yield run
+    return run
 
 
 @pytest.fixture

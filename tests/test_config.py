@@ -44,7 +44,9 @@ def _errors(load: Callable[[str], LoadedSite], text: str) -> list[str]:
     return [str(i) for i in info.value.issues]
 
 
-def test_valid_site_loads_with_global_point_ids(load_site_text: Callable[[str], LoadedSite]) -> None:
+def test_valid_site_loads_with_global_point_ids(
+    load_site_text: Callable[[str], LoadedSite],
+) -> None:
     loaded = load_site_text(GOOD)
     assert [p.id for p in loaded.site.points] == ["tank1.level", "tank1.pressure"]
     assert loaded.site.devices[0].area_id == "utilities"
@@ -69,13 +71,17 @@ def test_missing_field_names_its_parent_line(load_site_text: Callable[[str], Loa
 def test_unknown_driver_plugin_is_named(load_site_text: Callable[[str], LoadedSite]) -> None:
     errors = _errors(load_site_text, GOOD.replace("driver: modbus", "driver: modbuss"))
     assert len(errors) == 1
-    assert errors[0].startswith("<test site>:10: areas[0].devices[0].driver: unknown driver 'modbuss'")
+    assert errors[0].startswith(
+        "<test site>:10: areas[0].devices[0].driver: unknown driver 'modbuss'"
+    )
     assert "modbus" in errors[0].split("known:")[1]
 
 
 def test_unknown_rule_plugin_is_named(load_site_text: Callable[[str], LoadedSite]) -> None:
     errors = _errors(load_site_text, GOOD.replace("limit: {hh", "limits: {hh"))
-    assert errors[0].startswith("<test site>:18: areas[0].devices[0].points[0].rules.limits: unknown rule")
+    assert errors[0].startswith(
+        "<test site>:18: areas[0].devices[0].points[0].rules.limits: unknown rule"
+    )
 
 
 def test_plugin_schema_errors_are_located(load_site_text: Callable[[str], LoadedSite]) -> None:
@@ -83,14 +89,19 @@ def test_plugin_schema_errors_are_located(load_site_text: Callable[[str], Loaded
         "hh: 90, h: 80", "hh: 70, h: 80"
     )
     errors = _errors(load_site_text, text)
-    assert any(e.startswith("<test site>:21: areas[0].devices[0].points[1].address.register:") for e in errors)
+    assert any(
+        e.startswith("<test site>:21: areas[0].devices[0].points[1].address.register:")
+        for e in errors
+    )
     assert any(
         e.startswith("<test site>:18: areas[0].devices[0].points[0].rules.limit:") and "hh=70" in e
         for e in errors
     ), errors
 
 
-def test_unknown_field_and_all_errors_reported_at_once(load_site_text: Callable[[str], LoadedSite]) -> None:
+def test_unknown_field_and_all_errors_reported_at_once(
+    load_site_text: Callable[[str], LoadedSite],
+) -> None:
     text = GOOD.replace("name: Tank 1", "name: Tank 1\n        colour: red").replace(
         "interval: 1.0", "interval: -1"
     )
@@ -100,16 +111,22 @@ def test_unknown_field_and_all_errors_reported_at_once(load_site_text: Callable[
 
 
 def test_yaml_syntax_and_duplicate_keys(load_site_text: Callable[[str], LoadedSite]) -> None:
-    errors = _errors(load_site_text, GOOD.replace("name: Tank 1", "name: Tank 1\n        name: again"))
+    errors = _errors(
+        load_site_text, GOOD.replace("name: Tank 1", "name: Tank 1\n        name: again")
+    )
     assert errors[0].startswith("<test site>:10: YAML: duplicate key 'name' (first on line 9)")
     errors = _errors(load_site_text, "id: x\nareas: [\n")
     assert errors[0].startswith("<test site>:3: YAML:")
 
 
-def test_duplicate_device_ids_and_unknown_poll_group(load_site_text: Callable[[str], LoadedSite]) -> None:
+def test_duplicate_device_ids_and_unknown_poll_group(
+    load_site_text: Callable[[str], LoadedSite],
+) -> None:
     text = GOOD.replace("poll_groups:\n  default:", "poll_groups:\n  slow:")
     errors = _errors(load_site_text, text)
-    assert errors[0].startswith("<test site>:8: areas[0].devices[0].poll_group: unknown poll group 'default'")
+    assert errors[0].startswith(
+        "<test site>:8: areas[0].devices[0].poll_group: unknown poll group 'default'"
+    )
 
 
 def test_file_errors_name_the_file(tmp_path: Path) -> None:

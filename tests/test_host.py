@@ -23,7 +23,9 @@ def test_misspelt_hook_fails_at_start_up() -> None:
 
     host = PluginHost()
     host.register(_plugin(plantguard_register_rule=plantguard_register_rule), "typo")
-    with pytest.raises(PluginError, match=r"plugin 'typo' implements an unknown hook.*plantguard_register_rule"):
+    with pytest.raises(
+        PluginError, match=r"plugin 'typo' implements an unknown hook.*plantguard_register_rule"
+    ):
         host.start()
     assert "never" not in host.rules
 

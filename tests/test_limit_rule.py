@@ -33,7 +33,23 @@ def test_deadband_holds_alarm_until_value_clears_limit_minus_deadband() -> None:
     rule, table = _rule(hh=90, h=80, l=20, ll=10, deadband=2)
     seq = [50, 80, 79, 78.5, 77.9, 90, 88.5, 87.9, 79, 77, 20, 21.9, 22.1, 10, 11.9, 12.1, 0]
     assert _feed(rule, table, seq) == [
-        "", "H", "H", "H", "", "HH", "HH", "H", "H", "", "L", "L", "", "LL", "LL", "L", "LL",
+        "",
+        "H",
+        "H",
+        "H",
+        "",
+        "HH",
+        "HH",
+        "H",
+        "H",
+        "",
+        "L",
+        "L",
+        "",
+        "LL",
+        "LL",
+        "L",
+        "LL",
     ]
 
 
@@ -70,7 +86,9 @@ def test_bad_quality_neither_raises_nor_clears() -> None:
     idx = np.array([0])
     table.update(idx, np.array([90.0]), np.array([Quality.GOOD], dtype=np.uint8), 1.0)
     assert len(rule.evaluate(table, 1.0)) == 1
-    table.update(idx, np.array([10.0]), np.array([Quality.BAD_COMMUNICATION_ERROR], dtype=np.uint8), 2.0)
+    table.update(
+        idx, np.array([10.0]), np.array([Quality.BAD_COMMUNICATION_ERROR], dtype=np.uint8), 2.0
+    )
     assert rule.evaluate(table, 2.0) == []
     assert rule.level[0] == 1
 

@@ -18,13 +18,23 @@ from plantguard.store import Store, database_url, migrate
 from plantguard.store.schema import metadata
 
 DEFS = [
-    AlarmDefinition(id="t.level.limit", source_id="t.level", device_id="t", rule="limit", priority=Priority.HIGH),
+    AlarmDefinition(
+        id="t.level.limit", source_id="t.level", device_id="t", rule="limit", priority=Priority.HIGH
+    ),
     AlarmDefinition(id="t.temp.limit", source_id="t.temp", device_id="t", rule="limit"),
 ]
 
 
 def _finding(alarm_id: str, condition: str, t: float, severity: int = 700) -> Finding:
-    return Finding(alarm_id, bool(condition), condition, severity if condition else 0, f"{alarm_id} {condition}", 91.0, t)
+    return Finding(
+        alarm_id,
+        bool(condition),
+        condition,
+        severity if condition else 0,
+        f"{alarm_id} {condition}",
+        91.0,
+        t,
+    )
 
 
 def test_database_url() -> None:
@@ -42,7 +52,9 @@ def test_migrations_match_schema_and_go_down(tmp_path: Path) -> None:
     migrate.downgrade(store.engine)
     assert set(sa.inspect(store.engine).get_table_names()) == {"alembic_version"}
     migrate.upgrade(store.engine)
-    assert {"points", "history", "alarms", "alarm_journal"} <= set(sa.inspect(store.engine).get_table_names())
+    assert {"points", "history", "alarms", "alarm_journal"} <= set(
+        sa.inspect(store.engine).get_table_names()
+    )
     store.close()
 
 
@@ -118,9 +130,8 @@ async def test_history_batches_trend_arrays_and_retention(tmp_path: Path) -> Non
             np.array([100_000.0 + step, 100_000.0 + step]),
         )
     await asyncio.sleep(0.2)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    await writer.flush()
+    writer.close()
+    await asyncio.wait_for(task, 5)
     # retention of 1 day at clock 200,000 s removes everything before 113,600 s
     assert store.history_count() == 0
     for step in range(10):

@@ -1,10 +1,10 @@
 """Builds ``Objects/PlantGuard/<site>/<area>/<device>/`` from the configured site.
 
 Nodes are added as plain ``AddNodesItem`` batches, one batch per device, rather
-than through asyncua's ``add_object``/``add_variable`` helpers: the helpers read
-the parent's type for every node and cannot set a Description or DataType in
-the same call, which made building large sites several times slower.  Batching
-per device also keeps every parent's reference list short; asyncua checks
+than through asyncua's ``add_object``/``add_variable`` helpers: the helpers make
+one service call per node, read the parent's type for each object, and cannot set
+a Description, DataType or TypeDefinition in the same call.  Grouping nodes under
+their device also keeps every parent's reference list short; asyncua checks
 references linearly, so one flat folder of many nodes builds in quadratic time.
 
 The result is a :class:`PointTargets` table aligned with the value table's
@@ -18,9 +18,11 @@ import datetime as dt
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from asyncua import ua
+from asyncua.server.internal_session import InternalSession
+from asyncua.server.server import Server
+from asyncua.ua.object_ids import ObjectIds
 
 from plantguard.model import Area, Device, Point, Site
 from plantguard.table import ValueTable
@@ -35,10 +37,10 @@ _BOOLEAN = ua.VariantType.Boolean
 _DATETIME = ua.VariantType.DateTime
 
 #: Point data type → (variant type, DataType node, value before the first sample).
-_POINT_TYPES: dict[str, tuple[Any, int, float | int | bool]] = {
-    "float": (ua.VariantType.Double, ua.ObjectIds.Double, math.nan),
-    "int": (ua.VariantType.Int64, ua.ObjectIds.Int64, 0),
-    "bool": (ua.VariantType.Boolean, ua.ObjectIds.Boolean, False),
+_POINT_TYPES: dict[str, tuple[ua.VariantType, int, float | int | bool]] = {
+    "float": (ua.VariantType.Double, ObjectIds.Double, math.nan),
+    "int": (ua.VariantType.Int64, ObjectIds.Int64, 0),
+    "bool": (ua.VariantType.Boolean, ObjectIds.Boolean, False),
 }
 
 
@@ -46,8 +48,8 @@ _POINT_TYPES: dict[str, tuple[Any, int, float | int | bool]] = {
 class PointTarget:
     """Where one table slot is published: its variable and the variant type it takes."""
 
-    node_id: Any
-    variant_type: Any
+    node_id: ua.NodeId
+    variant_type: ua.VariantType
     data_type: str
     initial: float | int | bool
 
@@ -56,12 +58,12 @@ class PointTarget:
 PointTargets = tuple[PointTarget | None, ...]
 
 
-def _node_id(identifier: str, ns: int) -> Any:
-    return ua.NodeId(identifier, ns, ua.NodeIdType.String)
+def _node_id(identifier: str, ns: int) -> ua.NodeId:
+    return ua.NodeId(ua.String(identifier), ua.Int16(ns), ua.NodeIdType.String)
 
 
-def _ref(ref: int) -> Any:
-    return ua.NodeId(ref)
+def _ref(ref: int) -> ua.NodeId:
+    return ua.NodeId(ua.Int32(ref))
 
 
 class _Batch:
@@ -69,74 +71,77 @@ class _Batch:
 
     def __init__(self, ns: int) -> None:
         self.ns = ns
-        self.items: list[Any] = []
+        self.items: list[ua.AddNodesItem] = []
 
     def _item(
-        self, path: str, parent: Any, browse_name: str, node_class: Any, type_def: int, ref: int
-    ) -> Any:
+        self,
+        node_id: ua.NodeId,
+        parent: ua.NodeId,
+        browse_name: str,
+        *,
+        cls: ua.NodeClass,
+        type_def: int,
+        ref: int,
+    ) -> ua.AddNodesItem:
         item = ua.AddNodesItem()
-        item.RequestedNewNodeId = _node_id(path, self.ns)
+        item.RequestedNewNodeId = node_id
         item.ParentNodeId = parent
         item.BrowseName = ua.QualifiedName(browse_name, self.ns)
-        item.NodeClass = node_class
+        item.NodeClass = cls
         item.TypeDefinition = _ref(type_def)
         item.ReferenceTypeId = _ref(ref)
         self.items.append(item)
         return item
 
-    def folder(
-        self,
-        path: str,
-        parent: Any,
-        browse_name: str,
-        display_name: str,
-        description: str = "",
-        ref: int = ua.ObjectIds.Organizes,
-    ) -> Any:
-        return self.obj(
-            path, parent, browse_name, display_name, description, ua.ObjectIds.FolderType, ref
-        )
-
     def obj(
         self,
         path: str,
-        parent: Any,
+        parent: ua.NodeId,
         browse_name: str,
+        *,
         display_name: str,
-        description: str,
-        type_def: int,
-        ref: int,
-    ) -> Any:
-        item = self._item(path, parent, browse_name, ua.NodeClass.Object, type_def, ref)
+        description: str = "",
+        type_def: int = ObjectIds.FolderType,
+        ref: int = ObjectIds.Organizes,
+    ) -> ua.NodeId:
+        """An object (a folder unless ``type_def`` says otherwise)."""
+        node_id = _node_id(path, self.ns)
+        item = self._item(
+            node_id, parent, browse_name, cls=ua.NodeClass.Object, type_def=type_def, ref=ref
+        )
         attrs = ua.ObjectAttributes()
         attrs.DisplayName = ua.LocalizedText(display_name)
         attrs.Description = ua.LocalizedText(description)
         item.NodeAttributes = attrs
-        return item.RequestedNewNodeId
+        return node_id
 
     def variable(
         self,
         path: str,
-        parent: Any,
+        parent: ua.NodeId,
         browse_name: str,
-        description: str,
-        value: Any,
+        *,
+        value: ua.Variant,
         data_type: int,
-        type_def: int = ua.ObjectIds.PropertyType,
-        ref: int = ua.ObjectIds.HasProperty,
-    ) -> Any:
-        item = self._item(path, parent, browse_name, ua.NodeClass.Variable, type_def, ref)
+        description: str = "",
+        type_def: int = ObjectIds.PropertyType,
+        ref: int = ObjectIds.HasProperty,
+    ) -> ua.NodeId:
+        """A read-only scalar variable (a property unless ``type_def``/``ref`` say otherwise)."""
+        node_id = _node_id(path, self.ns)
+        item = self._item(
+            node_id, parent, browse_name, cls=ua.NodeClass.Variable, type_def=type_def, ref=ref
+        )
         attrs = ua.VariableAttributes()
         attrs.DisplayName = ua.LocalizedText(browse_name)
         attrs.Description = ua.LocalizedText(description)
         attrs.Value = value
         attrs.DataType = _ref(data_type)
         attrs.ValueRank = ua.ValueRank.Scalar
-        attrs.ArrayDimensions = None
         attrs.AccessLevel = ua.AccessLevel.CurrentRead.mask
         attrs.UserAccessLevel = ua.AccessLevel.CurrentRead.mask
         item.NodeAttributes = attrs
-        return item.RequestedNewNodeId
+        return node_id
 
 
 def _location_text(device: Device) -> str:
@@ -144,14 +149,14 @@ def _location_text(device: Device) -> str:
     return " › ".join(part for part in (loc.building, loc.floor, loc.position) if part)
 
 
-def _commissioning(date: dt.date | None) -> Any:
+def _commissioning(date: dt.date | None) -> ua.Variant:
     if date is None:
         return ua.Variant()  # null: the DateTime is unknown, not 1601-01-01
     midnight = dt.datetime(date.year, date.month, date.day, tzinfo=dt.UTC)
     return ua.Variant(midnight, _DATETIME)
 
 
-def device_properties(device: Device) -> Iterator[tuple[str, Any, int]]:
+def device_properties(device: Device) -> Iterator[tuple[str, ua.Variant, int]]:
     """(BrowseName, Variant, DataType) of each device property, DI names first."""
     info = device.info
     strings = (
@@ -166,41 +171,42 @@ def device_properties(device: Device) -> Iterator[tuple[str, Any, int]]:
         ("Responsible", info.responsible),
     )
     for name, text in strings:
-        yield name, ua.Variant(text, _STRING), ua.ObjectIds.String
-    yield "CommissioningDate", _commissioning(info.commissioned), ua.ObjectIds.DateTime
-    yield "SafetyCritical", ua.Variant(info.safety_critical, _BOOLEAN), ua.ObjectIds.Boolean
-    yield "Status", ua.Variant(info.status.value, _STRING), ua.ObjectIds.String
+        yield name, ua.Variant(text, _STRING), ObjectIds.String
+    yield "CommissioningDate", _commissioning(info.commissioned), ObjectIds.DateTime
+    yield "SafetyCritical", ua.Variant(info.safety_critical, _BOOLEAN), ObjectIds.Boolean
+    yield "Status", ua.Variant(info.status.value, _STRING), ObjectIds.String
 
 
-def _add_point(batch: _Batch, folder: Any, folder_path: str, device: Device, point: Point) -> Any:
+def _add_point(
+    batch: _Batch, folder: ua.NodeId, folder_path: str, device: Device, point: Point
+) -> PointTarget:
     variant_type, data_type, initial = _POINT_TYPES[point.data_type]
     local = nodeids.point_local_id(device, point)
     path = f"{folder_path}/{local}"
     numeric = point.data_type != "bool"
     if numeric and point.range is not None:
-        type_def = ua.ObjectIds.AnalogItemType
+        type_def = ObjectIds.AnalogItemType
     elif numeric:
-        type_def = ua.ObjectIds.BaseAnalogType
+        type_def = ObjectIds.BaseAnalogType
     else:
-        type_def = ua.ObjectIds.BaseDataVariableType
+        type_def = ObjectIds.BaseDataVariableType
     node = batch.variable(
         path,
         folder,
         local,
-        point.name or local,
-        ua.Variant(initial, variant_type),
-        data_type,
+        value=ua.Variant(initial, variant_type),
+        data_type=data_type,
+        description=point.name or local,
         type_def=type_def,
-        ref=ua.ObjectIds.HasComponent,
+        ref=ObjectIds.HasComponent,
     )
     if numeric or point.unit:
         batch.variable(
             nodeids.property_path(path, "EngineeringUnits"),
             node,
             "EngineeringUnits",
-            "",
-            ua.Variant(eu_information(point.unit)),
-            ua.ObjectIds.EUInformation,
+            value=ua.Variant(eu_information(point.unit)),
+            data_type=ObjectIds.EUInformation,
         )
     if point.range is not None:
         low, high = point.range
@@ -208,38 +214,42 @@ def _add_point(batch: _Batch, folder: Any, folder_path: str, device: Device, poi
             nodeids.property_path(path, "EURange"),
             node,
             "EURange",
-            "",
-            ua.Variant(ua.Range(Low=low, High=high)),
-            ua.ObjectIds.Range,
+            value=ua.Variant(ua.Range(Low=ua.Double(low), High=ua.Double(high))),
+            data_type=ObjectIds.Range,
         )
     return PointTarget(node, variant_type, point.data_type, initial)
 
 
-def _device_batch(ns: int, site: Site, area: Area, device: Device, parent: Any) -> tuple[
-    _Batch, list[tuple[Point, PointTarget]]
-]:
+def _device_batch(
+    ns: int, site: Site, area: Area, device: Device, parent: ua.NodeId
+) -> tuple[_Batch, list[tuple[Point, PointTarget]]]:
     batch = _Batch(ns)
     path = nodeids.device_path(site, area, device)
     node = batch.obj(
         path,
         parent,
         device.id,
-        device.name or device.id,
-        device.name,
-        ua.ObjectIds.BaseObjectType,
-        ua.ObjectIds.Organizes,
+        display_name=device.name or device.id,
+        description=device.name,
+        type_def=ObjectIds.BaseObjectType,
     )
     for name, value, data_type in device_properties(device):
-        batch.variable(nodeids.property_path(path, name), node, name, "", value, data_type)
+        batch.variable(
+            nodeids.property_path(path, name), node, name, value=value, data_type=data_type
+        )
     folder_path = nodeids.points_folder_path(path)
-    folder = batch.folder(
-        folder_path, node, nodeids.POINTS_FOLDER, "Points", ref=ua.ObjectIds.HasComponent
+    folder = batch.obj(
+        folder_path,
+        node,
+        nodeids.POINTS_FOLDER,
+        display_name=nodeids.POINTS_FOLDER,
+        ref=ObjectIds.HasComponent,
     )
     targets = [(p, _add_point(batch, folder, folder_path, device, p)) for p in device.points]
     return batch, targets
 
 
-async def _add(session: Any, batch: _Batch) -> None:
+async def _add(session: InternalSession, batch: _Batch) -> None:
     results = await session.add_nodes(batch.items)
     for item, result in zip(batch.items, results, strict=True):
         if not result.StatusCode.is_good():
@@ -249,7 +259,9 @@ async def _add(session: Any, batch: _Batch) -> None:
             )
 
 
-async def build_address_space(server: Any, ns: int, site: Site, table: ValueTable) -> PointTargets:
+async def build_address_space(
+    server: Server, ns: int, site: Site, table: ValueTable
+) -> PointTargets:
     """Add the site's nodes to ``server`` (an initialised ``asyncua.Server``).
 
     Yields to the event loop between devices so a large site does not stall
@@ -257,10 +269,12 @@ async def build_address_space(server: Any, ns: int, site: Site, table: ValueTabl
     """
     session = server.iserver.isession
     top = _Batch(ns)
-    root = top.folder(nodeids.ROOT, _ref(ua.ObjectIds.ObjectsFolder), "PlantGuard", "PlantGuard")
-    site_node = top.folder(nodeids.site_path(site), root, site.id, site.name or site.id)
+    objects = _ref(ObjectIds.ObjectsFolder)
+    root = top.obj(nodeids.ROOT, objects, "PlantGuard", display_name="PlantGuard")
+    site_node = top.obj(nodeids.site_path(site), root, site.id, display_name=site.name or site.id)
     area_nodes = [
-        top.folder(nodeids.area_path(site, a), site_node, a.id, a.name or a.id) for a in site.areas
+        top.obj(nodeids.area_path(site, a), site_node, a.id, display_name=a.name or a.id)
+        for a in site.areas
     ]
     await _add(session, top)
     targets: list[PointTarget | None] = [None] * len(table)

@@ -31,6 +31,7 @@ from plantguard.model import Area, Device, Point, Site
 
 __all__ = [
     "NAMESPACE_URI",
+    "POINTS_FOLDER",
     "ROOT",
     "area_path",
     "device_path",
@@ -47,6 +48,7 @@ NAMESPACE_URI = "urn:plantguard"
 #: Identifier of the ``PlantGuard`` folder under ``Objects``.
 ROOT = "/"
 
+#: BrowseName (and last NodeId segment) of the folder holding a device's point variables.
 POINTS_FOLDER = "Points"
 
 

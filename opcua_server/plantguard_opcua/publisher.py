@@ -18,11 +18,12 @@ import asyncio
 import datetime as dt
 import logging
 import math
-from typing import Any
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
 from asyncua import ua
+from asyncua.server.server import Server
 
 from plantguard.table import ValueTable
 
@@ -37,10 +38,11 @@ log = logging.getLogger(__name__)
 _YIELD_EVERY = 2000
 
 
-def _to_datetime(seconds: float) -> dt.datetime | None:
+def _to_datetime(seconds: float) -> ua.DateTime | None:
+    """Epoch seconds as the aware UTC datetime asyncua encodes (0 means never read)."""
     if seconds <= 0 or not math.isfinite(seconds):
         return None
-    return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+    return cast(ua.DateTime, dt.datetime.fromtimestamp(seconds, tz=dt.UTC))
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -57,27 +59,26 @@ def _convert(data_type: str, value: float) -> float | int | bool:
 class ValuePublisher:
     """The engine's values listener for one running server."""
 
-    def __init__(self, server: Any, table: ValueTable, targets: PointTargets) -> None:
+    def __init__(self, server: Server, table: ValueTable, targets: PointTargets) -> None:
         self._server = server
         self._table = table
         self._targets = targets
         self._last: list[float | int | bool] = [
             t.initial if t is not None else math.nan for t in targets
         ]
-        self.enabled = True
 
     async def publish_all(self) -> None:
         """Publish every slot (at start, so clients see the table's current state)."""
         await self(np.arange(len(self._targets), dtype=np.intp))
 
     async def __call__(self, indices: npt.NDArray[np.intp]) -> None:
-        if not self.enabled or indices.size == 0:
+        if indices.size == 0:
             return
         table = self._table
         values: list[float] = table.values[indices].tolist()
         qualities: list[int] = table.quality[indices].tolist()
         times: list[float] = table.source_time[indices].tolist()
-        now = dt.datetime.now(dt.UTC)
+        now = cast(ua.DateTime, dt.datetime.now(dt.UTC))
         write = self._server.write_attribute_value
         for n, (index, value, quality, seconds) in enumerate(
             zip(indices.tolist(), values, qualities, times, strict=True)

@@ -9,26 +9,25 @@ code by its severity bits first.
 
 from __future__ import annotations
 
-from typing import Any
-
 from asyncua import ua
+from asyncua.ua.status_codes import StatusCodes
 
 from plantguard.model import Quality
 
 __all__ = ["STATUS_CODES", "status_code", "status_value"]
 
 _SPECIFIC: dict[Quality, int] = {
-    Quality.GOOD: ua.StatusCodes.Good,
-    Quality.UNCERTAIN: ua.StatusCodes.Uncertain,
-    Quality.UNCERTAIN_LAST_USABLE: ua.StatusCodes.UncertainLastUsableValue,
-    Quality.UNCERTAIN_SENSOR_NOT_ACCURATE: ua.StatusCodes.UncertainSensorNotAccurate,
-    Quality.BAD: ua.StatusCodes.Bad,
-    Quality.BAD_WAITING_FOR_INITIAL_DATA: ua.StatusCodes.BadWaitingForInitialData,
-    Quality.BAD_COMMUNICATION_ERROR: ua.StatusCodes.BadCommunicationError,
-    Quality.BAD_NOT_CONNECTED: ua.StatusCodes.BadNotConnected,
-    Quality.BAD_DEVICE_FAILURE: ua.StatusCodes.BadDeviceFailure,
-    Quality.BAD_CONFIGURATION_ERROR: ua.StatusCodes.BadConfigurationError,
-    Quality.BAD_OUT_OF_SERVICE: ua.StatusCodes.BadOutOfService,
+    Quality.GOOD: StatusCodes.Good,
+    Quality.UNCERTAIN: StatusCodes.Uncertain,
+    Quality.UNCERTAIN_LAST_USABLE: StatusCodes.UncertainLastUsableValue,
+    Quality.UNCERTAIN_SENSOR_NOT_ACCURATE: StatusCodes.UncertainSensorNotAccurate,
+    Quality.BAD: StatusCodes.Bad,
+    Quality.BAD_WAITING_FOR_INITIAL_DATA: StatusCodes.BadWaitingForInitialData,
+    Quality.BAD_COMMUNICATION_ERROR: StatusCodes.BadCommunicationError,
+    Quality.BAD_NOT_CONNECTED: StatusCodes.BadNotConnected,
+    Quality.BAD_DEVICE_FAILURE: StatusCodes.BadDeviceFailure,
+    Quality.BAD_CONFIGURATION_ERROR: StatusCodes.BadConfigurationError,
+    Quality.BAD_OUT_OF_SERVICE: StatusCodes.BadOutOfService,
 }
 
 
@@ -36,13 +35,15 @@ def status_value(quality: int) -> int:
     """The numeric OPC UA StatusCode for a quality byte."""
     if quality in _SPECIFIC:
         return _SPECIFIC[Quality(quality)]
-    return int(ua.StatusCodes.Uncertain if quality < Quality.BAD else ua.StatusCodes.Bad)
+    return StatusCodes.Uncertain if quality < Quality.BAD else StatusCodes.Bad
 
 
 #: ``STATUS_CODES[q]`` is the shared, immutable-by-convention ``ua.StatusCode`` for byte ``q``.
-STATUS_CODES: tuple[Any, ...] = tuple(ua.StatusCode(status_value(q)) for q in range(256))
+STATUS_CODES: tuple[ua.StatusCode, ...] = tuple(
+    ua.StatusCode(ua.UInt32(status_value(q))) for q in range(256)
+)
 
 
-def status_code(quality: int) -> Any:
+def status_code(quality: int) -> ua.StatusCode:
     """The ``ua.StatusCode`` object for a quality byte."""
     return STATUS_CODES[quality]

@@ -8,19 +8,18 @@ not how the server is started.
 
 from __future__ import annotations
 
-from typing import Any
-
 from asyncua import ua
+from asyncua.server.server import Server
 
 __all__ = ["configure_security", "security_policies"]
 
 
-def security_policies() -> list[Any]:
+def security_policies() -> list[ua.SecurityPolicyType]:
     """The ``ua.SecurityPolicyType`` values the endpoint offers."""
     return [ua.SecurityPolicyType.NoSecurity]
 
 
-def configure_security(server: Any) -> None:
+def configure_security(server: Server) -> None:
     """Apply policies and identity tokens to an ``asyncua.Server`` before it starts.
 
     asyncua offers every policy by default (and warns when it has no certificate

@@ -11,9 +11,9 @@ import asyncio
 import logging
 import socket
 import time
-from typing import Any
+from collections.abc import Callable
 
-from asyncua import Server
+from asyncua.server.server import Server
 
 from plantguard.services import EngineView, Service
 
@@ -46,11 +46,11 @@ class OpcUaService(Service):
         self.namespace_index = -1
         #: Seconds the last start spent adding the site's nodes.
         self.build_seconds = 0.0
-        self._server: Any = None
-        self._publisher: ValuePublisher | None = None
+        self._server: Server | None = None
+        self._unsubscribe: Callable[[], None] | None = None
 
     @property
-    def server(self) -> Any:
+    def server(self) -> Server | None:
         """The running ``asyncua.Server`` (for other parts of this package, e.g. alarms)."""
         return self._server
 
@@ -78,22 +78,20 @@ class OpcUaService(Service):
         except BaseException:
             await self._shutdown()
             raise
-        self._publisher = publisher
         self.namespace_index = ns
         self.endpoint = endpoint
-        engine.on_values(publisher)
+        self._unsubscribe = engine.on_values(publisher)
         log.info(
-            "OPC UA server on %s (%d nodes' site built in %.2fs)",
+            "OPC UA server on %s (%d point variables, address space built in %.2fs)",
             endpoint,
-            len(targets),
+            sum(t is not None for t in targets),
             self.build_seconds,
         )
 
     async def stop(self) -> None:
-        if self._publisher is not None:
-            # The engine has no way to unsubscribe yet: a disabled publisher ignores calls.
-            self._publisher.enabled = False
-            self._publisher = None
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         try:
             await self._shutdown()
         except Exception:

@@ -7,8 +7,6 @@ other unit still shows its text with ``UnitId = -1`` (unknown), as Part 8 allows
 
 from __future__ import annotations
 
-from typing import Any
-
 from asyncua import ua
 
 __all__ = ["UNECE_NAMESPACE", "eu_information", "unece_unit_id"]
@@ -52,12 +50,12 @@ def unece_unit_id(unit: str) -> int:
     return unit_id
 
 
-def eu_information(unit: str) -> Any:
+def eu_information(unit: str) -> ua.EUInformation:
     """A ``ua.EUInformation`` whose DisplayName is the configured unit text."""
     text = ua.LocalizedText(unit)
     return ua.EUInformation(
-        NamespaceUri=UNECE_NAMESPACE,
-        UnitId=unece_unit_id(unit),
+        NamespaceUri=ua.String(UNECE_NAMESPACE),
+        UnitId=ua.Int32(unece_unit_id(unit)),
         DisplayName=text,
         Description=text,
     )
