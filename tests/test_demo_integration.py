@@ -46,7 +46,7 @@ class Demo:
         self.log = tmp_path / "demo.log"
         self.endpoint = f"opc.tcp://127.0.0.1:{self.opcua_port}/plantguard"
         cmd = [
-            sys.executable, "-m", "plantguard.cli", "demo",
+            sys.executable, "-m", "plantguard", "demo",
             "--opcua-port", str(self.opcua_port),
             "--modbus-port", str(self.modbus_port),
             "--db", str(self.db),

@@ -1,0 +1,5 @@
+"""``python -m plantguard`` is the ``plantguard`` command."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,70 @@
+"""The ``plantguard`` command line.
+
+Each command group lives in its own module with an ``add_commands(sub)``
+function; plugins add theirs through ``plantguard_register_commands``.  Exit
+status: 0 ok, 1 runtime failure, 2 invalid configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..config import ConfigError
+from ..host import PluginError, PluginHost, default_host
+from . import alarms, history, serve, site
+from .common import demo_site_text
+
+__all__ = ["demo_site_text", "main"]
+
+#: Command modules, in the order their commands appear in ``--help``.
+COMMAND_MODULES = (serve, site, alarms, history)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        host = default_host()
+    except PluginError as exc:
+        print(f"plantguard: {exc}", file=sys.stderr)
+        return 2
+    parser = build_parser(host)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    for noisy in ("asyncua", "pymodbus", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args, host))
+    except ConfigError as exc:
+        print(f"plantguard: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    except PluginError as exc:
+        print(f"plantguard: {exc}", file=sys.stderr)
+        return 2
+
+
+def build_parser(host: PluginHost) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="plantguard",
+        description="IoT safety-production monitoring and early-warning gateway.",
+    )
+    parser.add_argument("--version", action="version", version=f"plantguard {__version__}")
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        module.add_commands(sub)
+    for command in host.commands.values():
+        p = sub.add_parser(command.name, help=command.help)
+        command.configure(p)
+        p.set_defaults(func=lambda args, _host, _run=command.run: _run(args))
+    return parser

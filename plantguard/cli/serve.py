@@ -1,0 +1,105 @@
+"""``plantguard demo`` and ``plantguard run``: the gateway in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+
+from ..config import LoadedSite, load_site, parse_site
+from ..console import Console
+from ..engine import Engine
+from ..host import PluginHost
+from ..store import Store
+from .common import DEMO_DB, SubParsers, add_db_argument, demo_site_text
+
+__all__ = ["add_commands"]
+
+
+def add_commands(sub: SubParsers) -> None:
+    demo = sub.add_parser("demo", help="run a simulated plant with the embedded defaults")
+    demo.add_argument("--opcua-port", type=int, default=4840)
+    demo.add_argument("--modbus-port", type=int, default=5020)
+    add_db_argument(demo, DEMO_DB)
+    demo.add_argument("--duration", type=float, metavar="SECONDS", help="stop by itself")
+    demo.add_argument("--scenario", choices=["cycle", "none"], default="cycle")
+    demo.add_argument("--quiet", action="store_true", help="no periodic value lines")
+    demo.set_defaults(func=_demo)
+
+    run = sub.add_parser("run", help="run the gateway for a site file")
+    run.add_argument("site", help="site file (YAML)")
+    add_db_argument(run, None)
+    run.add_argument("--duration", type=float, metavar="SECONDS", help="stop by itself")
+    run.add_argument("--quiet", action="store_true", help="no periodic value lines")
+    run.set_defaults(func=_run)
+
+
+def _demo(args: argparse.Namespace, host: PluginHost) -> int:
+    text = demo_site_text(
+        opcua_port=args.opcua_port, modbus_port=args.modbus_port, db=args.db, scenario=args.scenario
+    )
+    loaded = parse_site(text, "<embedded demo site>", host)
+    return serve(loaded, host, args.db, args.duration, quiet=args.quiet, demo=True)
+
+
+def _run(args: argparse.Namespace, host: PluginHost) -> int:
+    loaded = load_site(args.site, host)
+    return serve(loaded, host, args.db or loaded.site.store.url, args.duration, quiet=args.quiet)
+
+
+def serve(
+    loaded: LoadedSite,
+    host: PluginHost,
+    db: str,
+    duration: float | None,
+    *,
+    quiet: bool,
+    demo: bool = False,
+) -> int:
+    """Run the engine until Ctrl-C, SIGTERM or ``duration``; everything flushed on the way out."""
+    host.hook.plantguard_site_loaded(site=loaded.site)
+    store = Store(db)
+    try:
+        return asyncio.run(_serve(loaded, host, store, duration, quiet=quiet, demo=demo))
+    finally:
+        store.close()
+
+
+async def _serve(
+    loaded: LoadedSite,
+    host: PluginHost,
+    store: Store,
+    duration: float | None,
+    *,
+    quiet: bool,
+    demo: bool,
+) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if duration is not None:
+        loop.call_later(duration, stop.set)
+    engine = Engine(loaded, host, store)
+    console = Console(engine, store.url, quiet=quiet, demo=demo)
+    runner = asyncio.create_task(engine.run(stop))
+    ready = asyncio.create_task(engine.ready.wait())
+    await asyncio.wait([runner, ready], return_when=asyncio.FIRST_COMPLETED)
+    console_task = None
+    if ready.done():
+        console.announce()
+        console_task = asyncio.create_task(console.run())
+    else:
+        ready.cancel()
+    try:
+        await runner
+    finally:
+        if console_task is not None:
+            console_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await console_task
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    print("plantguard: stopped cleanly; history and alarm journal flushed.", flush=True)
+    return 0
