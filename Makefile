@@ -6,8 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PACKAGES := -p plantguard -p plantguard_opcua -p plantguard_modbus -p plantguard_sim -p plantguard_rules
 DEMO_ARGS ?=
+BENCHDATA ?= ../shared/benchdata
 
-.PHONY: venv demo test lint typecheck pytest bench clean
+.PHONY: venv demo test lint typecheck pytest bench bench-modbus bench-detect clean
 
 venv: $(VENV)/.installed
 
@@ -31,6 +32,15 @@ typecheck: venv
 
 pytest: venv
 	$(BIN)/pytest
+
+# Benchmarks measure speed and detection quality; tests never assert timings.
+bench: bench-modbus bench-detect
+
+bench-modbus: venv
+	$(BIN)/python bench/modbus_bench.py
+
+bench-detect: venv
+	$(BIN)/python bench/detect_bench.py --data $(BENCHDATA)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info plantguard-demo.db*
