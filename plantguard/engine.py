@@ -28,7 +28,7 @@ from .drivers import DeviceDriver, DriverError
 from .history import HistoryWriter
 from .host import PluginHost
 from .model import Device, Finding, Point, Quality, Site
-from .rules import Rule
+from .rules import Rule, RuleContext
 from .services import Service, ValuesListener
 from .sinks import AlarmSink
 from .store import Store
@@ -80,6 +80,12 @@ class Engine:
                 self._site, self._table, [(self._point(pid), cfg) for pid, cfg in configs]
             )
             for name, configs in loaded.rule_configs.items()
+        ]
+        context = RuleContext(self._site, self._table, store, clock)
+        self.rules += [
+            rule
+            for rule_type in host.rules.values()
+            if (rule := rule_type.create_site_rule(context)) is not None
         ]
         self._alarms = AlarmManager(store, [d for r in self.rules for d in r.alarms()])
         for sink_name, sink in host.sinks.items():
