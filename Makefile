@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PACKAGES := -p plantguard -p plantguard_opcua -p plantguard_modbus -p plantguard_sim -p plantguard_rules
+PACKAGES := -p plantguard -p plantguard_opcua -p plantguard_modbus -p plantguard_sim -p plantguard_rules -p plantguard_maintenance
 DEMO_ARGS ?=
 BENCHDATA ?= ../shared/benchdata
 

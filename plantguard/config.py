@@ -162,6 +162,8 @@ class LoadedSite:
     addresses: Mapping[str, Mapping[str, BaseModel]]
     rule_configs: Mapping[str, Sequence[tuple[str, BaseModel]]]
     services: Mapping[str, BaseModel]
+    #: Validated site-level ``rules.<name>`` settings, by rule name.
+    site_rule_configs: Mapping[str, BaseModel] = field(default_factory=dict)
 
 
 def load_site(
@@ -303,9 +305,27 @@ def _validate_plugins(site: Site, location: Location, host: PluginRegistry) -> L
         if opts is not None:
             services[name] = opts
 
+    site_rule_configs: dict[str, BaseModel] = {}
+    for name, rule_data in site.rules.items():
+        rule_type = host.rules.get(name)
+        site_model = rule_type.site_config_model if rule_type is not None else None
+        if site_model is None:
+            why = "has no site-level settings" if rule_type else "is unknown"
+            issues.append(
+                location.issue(
+                    ("rules", name), f"rule {name!r} {why} (known: {_known(host.rules)})"
+                )
+            )
+            continue
+        site_cfg = check(site_model, rule_data or {}, ("rules", name))
+        if site_cfg is not None:
+            site_rule_configs[name] = site_cfg
+
     if issues:
         raise ConfigError(issues)
-    return LoadedSite(site, location, connections, addresses, rule_configs, services)
+    return LoadedSite(
+        site, location, connections, addresses, rule_configs, services, site_rule_configs
+    )
 
 
 def _known(registry: Mapping[str, object]) -> str:

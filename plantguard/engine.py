@@ -18,16 +18,18 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from .alarms import AlarmManager, Listener, Transition
+from .comm import core_rules
 from .config import LoadedSite
 from .drivers import DeviceDriver, DriverError
 from .history import HistoryWriter
 from .host import PluginHost
-from .model import Device, Finding, Point, Quality, Site
+from .model import Device, DeviceStatus, Finding, Point, Quality, Site
 from .rules import Rule, RuleContext
 from .services import Service, ValuesListener
 from .sinks import AlarmSink
@@ -75,19 +77,36 @@ class Engine:
             np.array([keys[p] for p in self._table.point_ids], dtype=np.int64),
             clock,
         )
+        base_dir = Path(loaded.location.file).parent
         self.rules: list[Rule] = [
-            host.rules[name].create(
-                self._site, self._table, [(self._point(pid), cfg) for pid, cfg in configs]
+            host.rules[name].create_with_context(
+                self._site,
+                self._table,
+                [(self._point(pid), cfg) for pid, cfg in loaded.rule_configs.get(name, ())],
+                RuleContext(loaded.site_rule_configs.get(name), base_dir, store=store, clock=clock),
             )
-            for name, configs in loaded.rule_configs.items()
+            for name in {**loaded.rule_configs, **loaded.site_rule_configs}
         ]
-        context = RuleContext(self._site, self._table, store, clock)
+        unconfigured = (
+            host.rules.keys() - loaded.rule_configs.keys() - loaded.site_rule_configs.keys()
+        )
+        context = RuleContext(base_dir=base_dir, store=store, clock=clock)
         self.rules += [
             rule
-            for rule_type in host.rules.values()
-            if (rule := rule_type.create_site_rule(context)) is not None
+            for name in sorted(unconfigured)
+            if (rule := host.rules[name].create_site_rule(context)) is not None
         ]
-        self._alarms = AlarmManager(store, [d for r in self.rules for d in r.alarms()])
+        self.comm, self.identity = core_rules(self._site, self._table)  # device health
+        self.rules += [self.comm, self.identity]
+        self._alarms = AlarmManager(
+            store, [d for r in self.rules for d in r.alarms()], users=store.users, clock=clock
+        )
+        # Alarms of devices under maintenance or retired are suppressed by design.
+        self._alarms.set_maintenance(
+            d.id
+            for d in self._site.devices
+            if d.info.status in (DeviceStatus.UNDER_MAINTENANCE, DeviceStatus.RETIRED)
+        )
         for sink_name, sink in host.sinks.items():
             self._alarms.subscribe(_sink_listener(sink_name, sink))
         self.drivers: dict[str, DeviceDriver] = {
@@ -102,6 +121,11 @@ class Engine:
         }
         self._listeners: list[ValuesListener] = []
         self._connect_locks = {d: asyncio.Lock() for d in self.drivers}
+        store.records.sync_site(self._site)
+        # Until a device answers, its state is unknown (this also closes the interval a
+        # crash left open, so downtime of the gateway is not counted as the device's).
+        self._connection: dict[str, str] = dict.fromkeys(self.drivers, "unknown")
+        store.records.record_connection(list(self.drivers), clock(), "unknown")
         self.ready = asyncio.Event()
 
     # --- EngineView -------------------------------------------------------------------
@@ -176,6 +200,7 @@ class Engine:
         await self._history.flush()  # in case the writer failed or never started
         for driver in self.drivers.values():
             await driver.close()
+        self.store.records.record_connection(list(self.drivers), self._clock(), "unknown")
         for service in reversed(started):
             await service.stop()
         try:
@@ -218,8 +243,10 @@ class Engine:
                 result = await job.driver.read(job.points)
             except DriverError as exc:
                 log.warning("device %s: read failed: %s", job.device.id, exc)
+                self._set_connection(job.device.id, "offline")
                 await self._mark(job, Quality.BAD_COMMUNICATION_ERROR)
             else:
+                self._set_connection(job.device.id, "online")
                 await self._store_values(job.idx, result.values, result.quality, result.source_time)
             next_tick += job.interval
             delay = next_tick - loop.time()
@@ -236,9 +263,17 @@ class Engine:
                 await job.driver.connect()
             except DriverError as exc:
                 log.warning("device %s: cannot connect: %s", job.device.id, exc)
+                self._set_connection(job.device.id, "offline")
                 await self._mark(job, Quality.BAD_NOT_CONNECTED)
                 return False
+            await self.identity.check(job.device.id, job.driver, self._clock())
             return True
+
+    def _set_connection(self, device_id: str, state: str) -> None:
+        """Journal a device's connection state when it changes (statistics read it)."""
+        if self._connection.get(device_id) != state:
+            self._connection[device_id] = state
+            self.store.records.record_connection([device_id], self._clock(), state)
 
     async def _mark(self, job: _PollJob, quality: Quality) -> None:
         q = np.full(job.idx.size, quality, dtype=np.uint8)
@@ -283,6 +318,7 @@ class Engine:
                 log.exception("rule %r failed; its alarms keep their state", rule)
         if findings:
             await self._alarms.apply_findings(findings)
+        await self._alarms.tick(now)  # shelving expiry, suppression by design
 
 
 def _sink_listener(name: str, sink: AlarmSink) -> Listener:

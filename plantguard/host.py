@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "plantguard"
 ENV_PLUGINS = "PLANTGUARD_PLUGINS"
 #: Entry-point names of the plugins that ship with PlantGuard.
-BUILTIN_PLUGINS: tuple[str, ...] = ("modbus", "sim", "rules", "opcua")
+BUILTIN_PLUGINS: tuple[str, ...] = ("modbus", "sim", "rules", "maintenance", "opcua")
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 

@@ -233,6 +233,8 @@ class Site(_Frozen):
     scan_interval: float = Field(0.5, gt=0, le=60, description="seconds between rule scans")
     store: StoreSettings = StoreSettings()
     services: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: Site-level settings of rule types (security rules, point groups), validated by each type.
+    rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check_references(self) -> Site:
@@ -274,10 +276,15 @@ class AlarmDefinition(_Frozen):
     id: str
     source_id: str
     device_id: str
-    kind: Literal["limit", "discrete", "deviation", "rate", "system", "security"] = "limit"
+    kind: Literal["limit", "discrete", "deviation", "rate", "system", "security", "maintenance"] = (
+        "limit"
+    )
     rule: str
     priority: Priority = Priority.MEDIUM
     message: str = ""
+    #: ISA-18.2 latching: after the process returns to normal the alarm stays
+    #: (latched) until an operator resets it.
+    latching: bool = False
 
     def render(self, **fields: object) -> str:
         """Fill ``{name}`` / ``{value:.3g}`` placeholders; a message that does not fit

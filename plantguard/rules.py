@@ -7,21 +7,30 @@ the host validates each mapping with the type's :attr:`RuleType.config_model`
 and hands the type every (point, config) pair at once, so the rule can lay the
 configuration out as arrays and stay vectorised.
 
-Some rules apply to the whole site without per-point settings (maintenance and
-inspection due dates, read from the store's plans): a rule type provides them
-from :meth:`RuleType.create_site_rule`, which receives a :class:`RuleContext`
-with the store and the clock.
+Some rules are not about one point — a failed-login burst, a point group's
+multivariate model.  Their settings live in the site file's top-level
+``rules.<name>`` mapping, validated with :attr:`RuleType.site_config_model`,
+and reach the rule through a :class:`RuleContext`, together with what the
+engine provides beyond the value table (the security event bus, the directory
+that relative paths such as model files are resolved against).
+
+Backward compatibility: a rule type that only implements :meth:`RuleType.create`
+keeps working; the engine calls :meth:`RuleType.create_with_context`, whose
+default forwards to ``create``.
 """
 
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel
 
+from .events import EventBus, default_bus
 from .model import AlarmDefinition, Finding, Point, Site
 from .table import ValueTable
 
@@ -29,16 +38,6 @@ if TYPE_CHECKING:
     from .store import Store
 
 __all__ = ["Rule", "RuleContext", "RuleType"]
-
-
-@dataclass(frozen=True, slots=True)
-class RuleContext:
-    """What a site-wide rule may use besides the value table."""
-
-    site: Site
-    table: ValueTable
-    store: Store
-    clock: Callable[[], float]
 
 
 class Rule(abc.ABC):
@@ -53,9 +52,32 @@ class Rule(abc.ABC):
         """One scan: return findings only for alarms whose state changed."""
 
 
+@dataclass(frozen=True, slots=True)
+class RuleContext:
+    """What the engine gives a rule besides the site and the value table.
+
+    ``site_config`` is the validated site-level ``rules.<name>`` mapping of this
+    rule type (``None`` when the site file has none); ``base_dir`` is the site
+    file's directory, against which rules resolve relative paths.
+    """
+
+    site_config: BaseModel | None = None
+    base_dir: Path = field(default_factory=Path)
+    events: EventBus = field(default_factory=default_bus)
+    #: The gateway's store, for rules that read records or history (maintenance due).
+    store: Store | None = None
+    clock: Callable[[], float] = time.time
+
+    def resolve(self, path: str | Path) -> Path:
+        """``path`` relative to the site file's directory (absolute paths unchanged)."""
+        return self.base_dir / Path(path).expanduser()
+
+
 class RuleType(abc.ABC):
     #: Schema of the per-point ``rules.<name>`` mapping.
     config_model: ClassVar[type[BaseModel]]
+    #: Schema of the site-level ``rules.<name>`` mapping; ``None``: the rule has none.
+    site_config_model: ClassVar[type[BaseModel] | None] = None
 
     @abc.abstractmethod
     def create(
@@ -63,10 +85,24 @@ class RuleType(abc.ABC):
     ) -> Rule:
         """Build the rule for all points that configured it (validated configs)."""
 
-    def create_site_rule(self, context: RuleContext) -> Rule | None:
-        """A rule that applies without per-point settings, or None (the default).
+    def create_with_context(
+        self,
+        site: Site,
+        table: ValueTable,
+        configs: Sequence[tuple[Point, BaseModel]],
+        context: RuleContext,
+    ) -> Rule:
+        """Build the rule with the engine's context; override to use it.
 
-        Called once at start-up for every registered rule type, after the
-        per-point rules are created.
+        ``configs`` may be empty for a rule configured only at site level.
+        """
+        return self.create(site, table, configs)
+
+    def create_site_rule(self, context: RuleContext) -> Rule | None:
+        """A rule that applies without any settings in the site file, or None (the default).
+
+        Called once at start-up for every registered rule type that no point and
+        no site-level mapping configured — e.g. maintenance-due checks, whose plans
+        are records in ``context.store``.
         """
         return None

@@ -130,8 +130,8 @@ def test_connection_and_address_models_forbid_unknown_keys() -> None:
         ModbusConnection.model_validate({"host": "127.0.0.1", "slave": 1})
     with pytest.raises(ValueError, match="register"):
         ModbusAddress.model_validate({"register": 70000})
-    with pytest.raises(ValueError, match="int64"):
-        ModbusAddress.model_validate({"register": 0, "type": "int64"})
+    with pytest.raises(ValueError, match="int128"):
+        ModbusAddress.model_validate({"register": 0, "type": "int128"})
     assert ModbusConnection(host="h").max_registers_per_request == 125
 
 

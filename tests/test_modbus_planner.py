@@ -72,3 +72,47 @@ def test_too_wide_point_and_bad_limits_are_rejected() -> None:
 
 def test_empty_input_gives_no_blocks() -> None:
     assert plan_blocks([]) == []
+
+
+def test_units_are_planned_separately() -> None:
+    spans = [Span("holding", 0, 2, unit=1), Span("holding", 2, 2, unit=2), _h(2)]
+    blocks = plan_blocks(spans)
+    assert [(b.unit, b.start, b.count, b.members) for b in blocks] == [
+        (1, 0, 2, (0,)),
+        (2, 2, 2, (1,)),
+        (0, 2, 2, (2,)),
+    ]
+
+
+def test_coils_merge_up_to_2000_bits_with_their_own_gap() -> None:
+    coils = [Span("coil", i * 3, 1) for i in range(1000)]  # 3000 addresses, holes of 2
+    blocks = plan_blocks(coils, max_bit_gap=2)
+    assert [(b.start, b.count) for b in blocks] == [(0, 1999), (2001, 997)]
+    assert all(b.is_bits for b in blocks)
+    assert [(b.start, b.count) for b in plan_blocks(coils[:3], max_bit_gap=1)] == [
+        (0, 1),
+        (3, 1),
+        (6, 1),
+    ]
+
+
+def test_per_device_maximum_is_honoured() -> None:
+    spans = [_h(i, 1) for i in range(100)]
+    blocks = plan_blocks(spans, max_registers=16)
+    assert [b.count for b in blocks] == [16] * 6 + [4]
+    bits = plan_blocks([Span("discrete_input", i, 1) for i in range(100)], max_bits=64)
+    assert [b.count for b in bits] == [64, 36]
+
+
+def test_protocol_limits_cannot_be_exceeded() -> None:
+    with pytest.raises(ValueError, match=r"1…125"):
+        plan_blocks([_h(0)], max_registers=126)
+    with pytest.raises(ValueError, match=r"1…2000"):
+        plan_blocks([_h(0)], max_bits=2001)
+
+
+def test_ten_thousand_points_need_the_minimum_number_of_requests() -> None:
+    spans = [_h(2 * i) for i in range(10_000)]  # 20,000 contiguous registers
+    blocks = plan_blocks(spans)
+    assert len(blocks) == 162  # 124 registers (62 points) per request: ⌈10000 / 62⌉
+    assert sum(len(b.members) for b in blocks) == 10_000

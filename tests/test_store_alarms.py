@@ -38,7 +38,8 @@ def _finding(alarm_id: str, condition: str, t: float, severity: int = 700) -> Fi
 
 
 def test_database_url() -> None:
-    assert database_url("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert database_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert database_url("sqlite:///x.db") == "sqlite:///x.db"
     assert database_url("x.db").startswith("sqlite:////")
     assert database_url("x.db").endswith("/x.db")
 

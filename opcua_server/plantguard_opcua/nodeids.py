@@ -16,7 +16,15 @@ device property        ``demo/utilities/pump1#Manufacturer``
 points folder          ``demo/utilities/pump1/Points``
 point variable         ``demo/utilities/pump1/Points/current``
 point property         ``demo/utilities/pump1/Points/current#EURange``
+alarms folder          ``demo/utilities/pump1/Alarms``
+alarm condition        ``demo/utilities/pump1/Alarms/vibration.limit``
+condition component    ``demo/utilities/pump1/Alarms/vibration.limit.AckedState.Id``
 =====================  ==========================================
+
+An alarm's segment is its id without the device prefix (``vibration.limit`` for
+``pump1.vibration.limit``).  A condition's components are named by asyncua when
+it instantiates the condition type: the condition's NodeId, a dot, and the
+browse path joined with dots.
 
 Configured ids match :data:`plantguard.model.ID_PATTERN` (no ``/`` or ``#``), so a
 ``/`` always separates levels, a ``#`` always introduces a property, and no
@@ -30,10 +38,14 @@ from __future__ import annotations
 from plantguard.model import Area, Device, Point, Site
 
 __all__ = [
+    "ALARMS_FOLDER",
     "NAMESPACE_URI",
     "POINTS_FOLDER",
     "ROOT",
+    "alarm_local_id",
+    "alarms_folder_path",
     "area_path",
+    "condition_path",
     "device_path",
     "point_local_id",
     "point_path",
@@ -50,6 +62,9 @@ ROOT = "/"
 
 #: BrowseName (and last NodeId segment) of the folder holding a device's point variables.
 POINTS_FOLDER = "Points"
+
+#: BrowseName (and last NodeId segment) of the folder holding a device's alarm conditions.
+ALARMS_FOLDER = "Alarms"
 
 
 def site_path(site: Site) -> str:
@@ -80,3 +95,17 @@ def point_path(device_node: str, device: Device, point: Point) -> str:
 
 def property_path(owner_node: str, name: str) -> str:
     return f"{owner_node}#{name}"
+
+
+def alarms_folder_path(device_node: str) -> str:
+    return f"{device_node}/{ALARMS_FOLDER}"
+
+
+def alarm_local_id(device_id: str, alarm_id: str) -> str:
+    """The alarm's id below its device (``level.limit`` for ``tank1.level.limit``)."""
+    prefix = f"{device_id}."
+    return alarm_id[len(prefix) :] if alarm_id.startswith(prefix) else alarm_id
+
+
+def condition_path(device_node: str, device_id: str, alarm_id: str) -> str:
+    return f"{alarms_folder_path(device_node)}/{alarm_local_id(device_id, alarm_id)}"

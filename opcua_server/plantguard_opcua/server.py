@@ -17,7 +17,10 @@ from asyncua.server.server import Server
 
 from plantguard.services import EngineView, Service
 
+from . import compat
 from .address_space import build_address_space
+from .conditions import ConditionPublisher
+from .methods import link_methods
 from .nodeids import NAMESPACE_URI
 from .options import OpcUaOptions
 from .publisher import ValuePublisher
@@ -47,7 +50,9 @@ class OpcUaService(Service):
         #: Seconds the last start spent adding the site's nodes.
         self.build_seconds = 0.0
         self._server: Server | None = None
-        self._unsubscribe: Callable[[], None] | None = None
+        self._unsubscribe: list[Callable[[], None]] = []
+        #: The alarm conditions (after start).
+        self.conditions: ConditionPublisher | None = None
 
     @property
     def server(self) -> Server | None:
@@ -67,10 +72,15 @@ class OpcUaService(Service):
             await server.set_application_uri(f"urn:plantguard:{engine.site.id}:opcua")
             server.set_server_name(opts.application_name)
             server.set_endpoint(endpoint)
-            configure_security(server)
+            alarms = engine.alarms
+            configure_security(server, user_names=alarms.users is not None)
+            compat.install(server, alarms.authenticate)
             ns = await server.register_namespace(NAMESPACE_URI)
             began = time.perf_counter()
             targets = await build_address_space(server, ns, engine.site, engine.table)
+            conditions = ConditionPublisher(server, ns, alarms)
+            await conditions.build(engine.site)
+            link_methods(server, conditions, alarms)
             self.build_seconds = time.perf_counter() - began
             publisher = ValuePublisher(server, engine.table, targets)
             await publisher.publish_all()
@@ -80,7 +90,11 @@ class OpcUaService(Service):
             raise
         self.namespace_index = ns
         self.endpoint = endpoint
-        self._unsubscribe = engine.on_values(publisher)
+        self.conditions = conditions
+        self._unsubscribe = [
+            engine.on_values(publisher),
+            alarms.subscribe(conditions.on_transitions),
+        ]
         log.info(
             "OPC UA server on %s (%d point variables, address space built in %.2fs)",
             endpoint,
@@ -89,9 +103,8 @@ class OpcUaService(Service):
         )
 
     async def stop(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
+        while self._unsubscribe:
+            self._unsubscribe.pop()()
         try:
             await self._shutdown()
         except Exception:

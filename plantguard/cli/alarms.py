@@ -1,32 +1,270 @@
-"""``plantguard alarms``: alarm states and the journal, read from the store."""
+"""``plantguard alarms list|ack|shelve|journal|kpi``: alarm states, actions, journal, KPIs.
+
+Reads and acts on the store given by ``--db``.  ``ack`` and ``shelve`` go through
+the same entry point as OPC UA (:meth:`plantguard.alarms.AlarmManager.act`): the
+user is authenticated against the store's users (password from
+``PLANTGUARD_PASSWORD`` or a prompt), the role is checked, and the action is
+journalled with user, time and comment.  They act on the stored state, so use
+them while the gateway is stopped; a running gateway is acted on through OPC UA.
+``plantguard alarms --db FILE`` alone lists the alarms, as before.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import datetime as dt
+import getpass
+import json
+import os
+import sys
+import time
+from typing import Any
 
+import sqlalchemy as sa
+
+from ..alarms import Action, AlarmError, AlarmManager, AlarmStatus
+from ..auth import authenticate
 from ..host import PluginHost
+from ..kpi import JournalEntry, KpiReport, compute_kpis, parse_duration
+from ..model import AlarmDefinition, Priority
+from ..store import Store
+from ..store.schema import alarms as alarms_table
 from .common import SubParsers, add_db_argument, fmt_time, open_store
 
 __all__ = ["add_commands"]
 
 
 def add_commands(sub: SubParsers) -> None:
-    alarms = sub.add_parser("alarms", help="current alarm states and the journal, from the store")
+    alarms = sub.add_parser(
+        "alarms", help="alarm states, acknowledge, shelve, the journal and KPIs, from the store"
+    )
     add_db_argument(alarms)
-    alarms.add_argument("--journal", action="store_true", help="print the journal instead")
-    alarms.set_defaults(func=_alarms)
+    alarms.add_argument("--json", action="store_true", help="machine-readable output")
+    alarms.add_argument("--journal", action="store_true", help="print the journal (as `journal`)")
+    alarms.set_defaults(func=_list)
+    cmds = alarms.add_subparsers(dest="alarms_command", metavar="ACTION")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = cmds.add_parser(name, help=help_text)
+        p.add_argument("--db", default=argparse.SUPPRESS, help="SQLite file or SQLAlchemy URL")
+        p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON output")
+        return p
+
+    p = command("list", "current state of every alarm")
+    p.add_argument("--active", action="store_true", help="only alarms not in normal state")
+    p.set_defaults(func=_list)
+
+    for name, help_text in (("ack", "acknowledge an alarm"), ("shelve", "shelve an alarm")):
+        p = command(name, help_text)
+        p.add_argument("alarm", help="alarm id, e.g. tank1.level.limit")
+        p.add_argument(
+            "--user",
+            required=True,
+            help="your user name (password: $PLANTGUARD_PASSWORD or prompt)",
+        )
+        p.add_argument("--comment", default="", help="why (journalled)")
+        if name == "shelve":
+            how = p.add_mutually_exclusive_group(required=True)
+            how.add_argument("--for", dest="duration", help="timed shelve, e.g. 30m, 2h")
+            how.add_argument(
+                "--one-shot", action="store_true", help="until it next returns to normal"
+            )
+            how.add_argument("--unshelve", action="store_true", help="end a shelve")
+        p.set_defaults(func=_act, action_name=name)
+
+    p = command("journal", "every transition and action, oldest first")
+    p.add_argument("--alarm", help="only this alarm")
+    p.add_argument("--since", help="only the last DURATION, e.g. 24h")
+    p.set_defaults(func=_journal)
+
+    p = command("kpi", "alarm system KPIs (EEMUA 191 / ISA-18.2)")
+    p.add_argument("--since", default="24h", help="period ending now (default 24h)")
+    p.set_defaults(func=_kpi)
 
 
-def _alarms(args: argparse.Namespace, host: PluginHost) -> int:
+def _emit_json(data: object) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+    print()
+
+
+def _iso(t: float | None) -> str | None:
+    return None if t is None else dt.datetime.fromtimestamp(t, dt.UTC).isoformat()
+
+
+def _status_dict(s: AlarmStatus) -> dict[str, Any]:
+    return {
+        "alarm": s.alarm_id,
+        "state": s.state.value,
+        "condition": s.condition,
+        "severity": s.severity,
+        "message": s.message,
+        "active_since": _iso(s.active_since),
+        "confirmed": s.confirmed,
+        "shelving": s.shelving.value,
+        "shelved_until": _iso(s.shelved_until),
+        "suppressed": s.suppressed,
+        "out_of_service": s.out_of_service,
+        "last_user": s.last_user,
+        "comment": s.comment,
+    }
+
+
+def _flags(s: AlarmStatus) -> str:
+    flags = []
+    if s.shelved:
+        flags.append(f"shelved({s.shelving.value}) until {fmt_time(s.shelved_until or 0)}")
+    if s.suppressed:
+        flags.append("suppressed")
+    if s.out_of_service:
+        flags.append("out-of-service")
+    if not s.confirmed:
+        flags.append("unconfirmed")
+    return " ".join(flags)
+
+
+def _list(args: argparse.Namespace, host: PluginHost) -> int:
+    if getattr(args, "journal", False):
+        args.alarm, args.since = None, None
+        return _journal(args, host)
     with open_store(args.db) as store:
-        if args.journal:
-            for row in store.journal():
-                print(
-                    f"{fmt_time(row.time)}  {row.alarm_id:<28} {row.action:<11} "
-                    f"{row.state_before} → {row.state_after}  {row.condition:<2} "
-                    f"{row.user or '-'}  {row.message}"
-                )
-            return 0
-        for alarm_id, status in sorted(store.load_status().items()):
-            print(f"{alarm_id:<28} {status.state.value:<24} {status.condition:<2} {status.message}")
+        statuses = sorted(store.load_status().items())
+    if getattr(args, "active", False):
+        statuses = [(a, s) for a, s in statuses if s.state.value != "normal"]
+    if args.json:
+        _emit_json([_status_dict(s) for _, s in statuses])
+        return 0
+    for alarm_id, s in statuses:
+        print(
+            f"{alarm_id:<28} {s.state.value:<24} {s.condition:<2} {_flags(s)}  {s.message}".rstrip()
+        )
     return 0
+
+
+def _journal(args: argparse.Namespace, host: PluginHost) -> int:
+    since = time.time() - parse_duration(args.since) if args.since else 0.0
+    with open_store(args.db) as store:
+        rows = store.journal(args.alarm, since)
+    if args.json:
+        _emit_json(
+            [
+                {
+                    "seq": r.seq,
+                    "time": _iso(r.time),
+                    "timestamp": r.time,
+                    "alarm": r.alarm_id,
+                    "action": r.action,
+                    "transition": f"{r.state_before} -> {r.state_after}",
+                    "from": r.state_before,
+                    "to": r.state_after,
+                    "condition": r.condition,
+                    "severity": r.severity,
+                    "value": r.value,
+                    "message": r.message,
+                    "user": r.user,
+                    "comment": r.comment,
+                    "shelved_until": _iso(r.shelved_until),
+                }
+                for r in rows
+            ]
+        )
+        return 0
+    for r in rows:
+        comment = f"  “{r.comment}”" if r.comment else ""
+        print(
+            f"{fmt_time(r.time)}  {r.alarm_id:<28} {r.action:<19} "
+            f"{r.state_before} → {r.state_after}  {r.condition:<2} "
+            f"{r.user or '-'}  {r.message}{comment}"
+        )
+    return 0
+
+
+def _definitions(store: Store) -> list[AlarmDefinition]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(alarms_table)).all()
+    return [
+        AlarmDefinition(
+            id=r.alarm_id,
+            source_id=r.source_id,
+            device_id=r.device_id,
+            kind=r.kind,
+            rule=r.rule,
+            priority=Priority(r.priority),
+        )
+        for r in rows
+    ]
+
+
+def _act(args: argparse.Namespace, host: PluginHost) -> int:
+    password = os.environ.get("PLANTGUARD_PASSWORD")
+    if password is None:
+        password = getpass.getpass(f"password for {args.user}: ")
+    with open_store(args.db) as store:
+        principal = authenticate(store.users, args.user, password)
+        if principal is None:
+            print("plantguard: wrong user name or password", file=sys.stderr)
+            return 1
+        manager = AlarmManager(store, _definitions(store), users=store.users)
+        duration = None
+        if args.action_name == "ack":
+            action = Action.ACKNOWLEDGE
+        elif args.unshelve:
+            action = Action.UNSHELVE
+        elif args.one_shot:
+            action = Action.ONE_SHOT_SHELVE
+        else:
+            action, duration = Action.SHELVE, parse_duration(args.duration)
+        try:
+            t = asyncio.run(
+                manager.act(action, args.alarm, principal, comment=args.comment, duration=duration)
+            )
+        except AlarmError as exc:
+            print(f"plantguard: {exc}", file=sys.stderr)
+            return 1
+    if getattr(args, "json", False):
+        _emit_json(_status_dict(t.status))
+    else:
+        print(f"{t.alarm_id}: {t.action} by {t.user}: {t.before.value} → {t.after.value}")
+    return 0
+
+
+def _kpi(args: argparse.Namespace, host: PluginHost) -> int:
+    until = time.time()
+    since = until - parse_duration(args.since)
+    with open_store(args.db) as store:
+        entries = [JournalEntry(r.time, r.alarm_id, r.action) for r in store.journal()]
+        statuses = store.load_status()
+        priorities = {d.id: int(d.priority) for d in _definitions(store)}
+    report = compute_kpis(entries, statuses, priorities, since=since, until=until)
+    if args.json:
+        _emit_json(report.as_dict())
+    else:
+        _print_kpis(report, args.since)
+    return 0
+
+
+def _print_kpis(r: KpiReport, period: str) -> None:
+    print(f"Alarm KPIs for the last {period} ({fmt_time(r.since)} – {fmt_time(r.until)})")
+    print(f"  annunciated alarms      {r.activations}")
+    print(
+        f"  alarms per 10 min       {r.per_10_min:.2f}   (EEMUA 191: ≤1 very likely acceptable, ≤2 manageable)"
+    )
+    print(f"  peak per 10 min / 1 min {r.peak_10_min} / {r.peak_1_min}")
+    print(
+        f"  time in flood           {r.flood_seconds:.0f} s ({r.flood_percent:.2f} %; target <1 %)"
+    )
+    dist = ", ".join(f"{k} {v:.0f} %" for k, v in r.priority_percent.items()) or "-"
+    print(f"  priority distribution   {dist}   (target ≈ low 80, medium 15, high 5)")
+    print(f"  standing (active) now   {r.standing}")
+    print("  top bad actors:")
+    for alarm, n, pct in r.bad_actors or []:
+        print(f"    {alarm:<28} {n:>5}  {pct:5.1f} %")
+    print("  chattering (≥3 in 60 s):", ", ".join(f"{a} ({n})" for a, n in r.chattering) or "none")
+    print(
+        "  stale (active > 24 h):  ",
+        ", ".join(f"{a} ({s / 3600:.0f} h)" for a, s in r.stale) or "none",
+    )
+    print("  shelved:                ", ", ".join(str(s["alarm"]) for s in r.shelved) or "none")
+    print(
+        "  out of service:         ", ", ".join(str(s["alarm"]) for s in r.out_of_service) or "none"
+    )

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import signal
 
+from ..auth import DEMO_USERS, ensure_users
 from ..config import LoadedSite, load_site, parse_site
 from ..console import Console
 from ..engine import Engine
@@ -60,6 +61,8 @@ def serve(
     """Run the engine until Ctrl-C, SIGTERM or ``duration``; everything flushed on the way out."""
     host.hook.plantguard_site_loaded(site=loaded.site)
     store = Store(db)
+    if demo:  # the demo's users viewer, operator, engineer (password = name); `run` has none
+        ensure_users(store.users, DEMO_USERS)
     try:
         return asyncio.run(_serve(loaded, host, store, duration, quiet=quiet, demo=demo))
     finally:

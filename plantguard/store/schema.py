@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["alarm_journal", "alarms", "history", "metadata", "points"]
+__all__ = ["alarm_journal", "alarms", "history", "metadata", "points", "users"]
 
 metadata = sa.MetaData(
     naming_convention={
@@ -60,6 +60,14 @@ alarms = sa.Table(
     sa.Column("message", sa.Text, nullable=False, server_default=""),
     sa.Column("active_since", sa.Float(53), nullable=True),
     sa.Column("changed", sa.Float(53), nullable=False, server_default="0"),
+    # ISA-18.2 lifecycle (migration 0002)
+    sa.Column("confirmed", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("shelving", sa.String(16), nullable=False, server_default=""),
+    sa.Column("shelved_until", sa.Float(53), nullable=True),
+    sa.Column("suppressed", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("out_of_service", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("comment", sa.Text, nullable=False, server_default=""),
+    sa.Column("last_user", sa.String(128), nullable=False, server_default=""),
 )
 
 #: Every transition and operator action, append-only.
@@ -78,6 +86,17 @@ alarm_journal = sa.Table(
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("user", sa.String(128), nullable=False),
     sa.Column("comment", sa.Text, nullable=False),
+    sa.Column("shelved_until", sa.Float(53), nullable=True),
     sa.Index("ix_alarm_journal_alarm_time", "alarm_id", "time"),
     sa.Index("ix_alarm_journal_time", "time"),
+)
+
+#: Users who may act on alarms, with their role and scrypt password hash (see plantguard.auth).
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("password_hash", sa.String(256), nullable=False),
+    sa.Column("created", sa.Float(53), nullable=False, server_default="0"),
 )

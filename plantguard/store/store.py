@@ -19,16 +19,24 @@ import numpy as np
 import numpy.typing as npt
 import sqlalchemy as sa
 
-from ..alarms import AlarmState, AlarmStatus, Transition
+from ..alarms import AlarmState, AlarmStatus, Shelving, Transition
 from ..model import AlarmDefinition, Point
 from . import migrate
+from .records import RecordStore
 from .schema import alarm_journal, alarms, history, points
+from .users import UserStore
 
 __all__ = ["Store", "Trend", "database_url"]
 
 
 def database_url(target: str) -> str:
-    """A SQLAlchemy URL from ``--db``: a URL as given, anything else a SQLite file path."""
+    """A SQLAlchemy URL from ``--db``: a URL as given, anything else a SQLite file path.
+
+    ``postgresql://`` means psycopg 3 (the driver PlantGuard installs), not
+    SQLAlchemy's default psycopg2.
+    """
+    if target.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + target.split("://", 1)[1]
     if "://" in target:
         return target
     return f"sqlite:///{Path(target).expanduser().resolve()}"
@@ -70,6 +78,8 @@ class Store:
             sa.event.listen(self.engine, "connect", _on_sqlite_connect)
         if migrate_to_head:
             migrate.upgrade(self.engine)
+        self.records = RecordStore(self.engine)
+        self.users = UserStore(self.engine)
         self._point_keys: dict[str, int] = {}
 
     def close(self) -> None:
@@ -125,18 +135,38 @@ class Store:
             result = conn.execute(sa.delete(history).where(history.c.time < older_than))
         return int(result.rowcount or 0)
 
-    def trend(self, point_id: str, start: float = 0.0, end: float = math.inf) -> Trend:
-        """Samples of ``point_id`` with ``start <= time < end``, ordered by time."""
+    def trend(
+        self,
+        point_id: str,
+        start: float = 0.0,
+        end: float = math.inf,
+        *,
+        include_previous: bool = False,
+    ) -> Trend:
+        """Samples of ``point_id`` with ``start <= time < end``, ordered by time.
+
+        With ``include_previous`` the last sample before ``start`` comes first: history
+        holds a sample per change, so that sample is the value at ``start``.
+        """
+        key = sa.select(points.c.key).where(points.c.point_id == point_id).scalar_subquery()
+        columns = (history.c.time, history.c.value, history.c.quality)
         query = (
-            sa.select(history.c.time, history.c.value, history.c.quality)
-            .join(points, points.c.key == history.c.point_key)
-            .where(points.c.point_id == point_id, history.c.time >= start)
+            sa.select(*columns)
+            .where(history.c.point_key == key, history.c.time >= start)
             .order_by(history.c.time)
         )
         if math.isfinite(end):
             query = query.where(history.c.time < end)
+        previous = (
+            sa.select(*columns)
+            .where(history.c.point_key == key, history.c.time < start)
+            .order_by(history.c.time.desc())
+            .limit(1)
+        )
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
+            rows = list(conn.execute(query).all())
+            if include_previous:
+                rows = list(conn.execute(previous).all()) + rows
         if not rows:
             return Trend(np.empty(0), np.empty(0), np.empty(0, dtype=np.uint8))
         t, v, q = zip(*rows, strict=True)
@@ -202,6 +232,7 @@ class Store:
                         "message": t.message,
                         "user": t.user,
                         "comment": t.comment,
+                        "shelved_until": t.status.shelved_until,
                     }
                     for t in transitions
                 ],
@@ -219,8 +250,29 @@ class Store:
                         message=s.message,
                         active_since=s.active_since,
                         changed=s.changed,
+                        confirmed=s.confirmed,
+                        shelving=s.shelving.value,
+                        shelved_until=s.shelved_until,
+                        suppressed=s.suppressed,
+                        out_of_service=s.out_of_service,
+                        comment=s.comment,
+                        last_user=s.last_user,
                     )
                 )
+
+    def activations_by_priority(self, start: float, end: float) -> list[int]:
+        """The priority of every alarm activation journalled in ``[start, end)``."""
+        query = (
+            sa.select(alarms.c.priority)
+            .join(alarm_journal, alarm_journal.c.alarm_id == alarms.c.alarm_id)
+            .where(
+                alarm_journal.c.action == "activate",
+                alarm_journal.c.time >= start,
+                alarm_journal.c.time < end,
+            )
+        )
+        with self.engine.connect() as conn:
+            return [int(p) for p in conn.execute(query).scalars()]
 
     def load_status(self) -> dict[str, AlarmStatus]:
         with self.engine.connect() as conn:
@@ -235,6 +287,13 @@ class Store:
                 message=r.message,
                 active_since=r.active_since,
                 changed=r.changed,
+                confirmed=bool(r.confirmed),
+                shelving=Shelving(r.shelving),
+                shelved_until=r.shelved_until,
+                suppressed=bool(r.suppressed),
+                out_of_service=bool(r.out_of_service),
+                comment=r.comment,
+                last_user=r.last_user,
             )
             for r in rows
         }

@@ -1,133 +1,69 @@
-"""The Modbus TCP device driver: block reads, vectorised decoding, writes.
+"""The Modbus device driver: block reads, vectorised decoding, writes, identification.
 
 Why it is shaped this way:
 
-* Reads follow a plan (:mod:`.planner`) computed once per set of points and
+* Reads follow a plan (:mod:`.readplan`) computed once per set of points and
   cached, so a poll is a handful of block requests and no per-point Python work.
-* Responses are decoded with numpy index arrays: the registers of all blocks go
-  into one ``uint16`` array and each data type is assembled from its high and
-  low words in one vector operation (word order is just which index is "high").
-* A Modbus exception response is the device saying "not this block": only that
-  block's points go Bad (``BAD_DEVICE_FAILURE``) and the rest of the poll is
-  kept.  A lost connection or a timeout is the device being unreachable: the
-  whole read raises :class:`~plantguard.drivers.DriverError` and the connection
-  is dropped, so the next :meth:`ModbusDriver.connect` (or read) starts clean.
+* Responses land in two buffers — all register blocks in one ``uint16`` array,
+  all coil/input blocks in one ``uint8`` array — and :mod:`.codec` decodes each
+  data type with one vector operation.
+* Failures are scoped to what they cover.  A Modbus exception response is the
+  device saying "not this block": only that block's points go Bad
+  (``BAD_DEVICE_FAILURE``).  A malformed or missing answer on a connection that
+  is still up (short response, wrong unit id, one timeout) makes that block's
+  points ``BAD_COMMUNICATION_ERROR`` and the poll goes on.  A lost connection,
+  or a second timeout in a row, is the device being unreachable: the read raises
+  :class:`~plantguard.drivers.DriverError` and the connection is dropped, so the
+  engine marks every point of the device Bad and reconnects with its backoff.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
-from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.constants import ExcCodes
-from pymodbus.exceptions import ModbusException
+from pymodbus.exceptions import ModbusException, ModbusIOException
 
 from plantguard.drivers import DeviceDriver, DriverError, ReadResult
 from plantguard.model import Device, Point, Quality
 
-from .models import ModbusAddress, ModbusConnection
-from .planner import Block, Span, plan_blocks
+from .codec import encode_bit_field, encode_value
+from .identity import read_identity
+from .models import REGISTER_WIDTH, ModbusAddress, ModbusConnection
+from .planner import Block
+from .readplan import ReadPlan, build_plan
+from .transport import explain_tls_failure, make_client
 
 __all__ = ["ModbusDriver", "encode_value"]
 
 log = logging.getLogger(__name__)
 
-IntArray = npt.NDArray[np.intp]
-WordArray = npt.NDArray[np.uint16]
-
-_INT_LIMITS: dict[str, tuple[int, int]] = {
-    "int16": (-(2**15), 2**15 - 1),
-    "uint16": (0, 2**16 - 1),
-    "int32": (-(2**31), 2**31 - 1),
-    "uint32": (0, 2**32 - 1),
+_TRANSPORT_ERRORS = (ModbusException, OSError, TimeoutError)
+#: Timeouts in a row (each after the client's own retries) that mean "device gone".
+_SILENT_LIMIT = 2
+_READ_CALLS = {
+    "coil": "read_coils",
+    "discrete_input": "read_discrete_inputs",
+    "holding": "read_holding_registers",
+    "input": "read_input_registers",
 }
-_BIG_ENDIAN_DTYPE = {
-    "int16": ">i2",
-    "uint16": ">u2",
-    "int32": ">i4",
-    "uint32": ">u4",
-    "float32": ">f4",
-}
-_WIDE_VIEW: dict[str, type[np.generic]] = {
-    "int32": np.int32,
-    "uint32": np.uint32,
-    "float32": np.float32,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class _TypeGroup:
-    """Points of one data type: where they go in the result and which words hold them."""
-
-    type: str
-    positions: IntArray
-    high: IntArray
-    low: IntArray | None
-
-
-@dataclass(frozen=True, slots=True)
-class _ReadPlan:
-    blocks: tuple[Block, ...]
-    bases: tuple[int, ...]  # word offset of each block in the concatenated buffer
-    words: int
-    point_block: IntArray  # block index per requested point (-1: no address)
-    groups: tuple[_TypeGroup, ...]
-    scale: npt.NDArray[np.float64]
-    offset: npt.NDArray[np.float64]
-    point_ids: tuple[str, ...]
-    block_points: tuple[tuple[str, ...], ...]  # point ids read by each block
-
-
-def _decode_words(
-    words: WordArray, groups: Sequence[_TypeGroup], size: int
-) -> npt.NDArray[np.float64]:
-    """Raw (unscaled) values of ``size`` points from concatenated register words."""
-    values = np.full(size, np.nan)
-    for group in groups:
-        high = words[group.high]
-        if group.low is None:
-            values[group.positions] = high.view(np.int16) if group.type == "int16" else high
-        else:
-            joined = (high.astype(np.uint32) << 16) | words[group.low]
-            values[group.positions] = joined.view(_WIDE_VIEW[group.type])
-    return values
-
-
-def encode_value(address: ModbusAddress, raw: float) -> list[int]:
-    """Registers holding ``raw`` (already unscaled) as ``address`` says.
-
-    :raises ValueError: the value does not fit the register type.
-    """
-    if address.type != "float32":
-        if not math.isfinite(raw):
-            raise ValueError(f"{raw} cannot be written as {address.type}")
-        low, high = _INT_LIMITS[address.type]
-        integer = round(raw)
-        if not low <= integer <= high:
-            raise ValueError(f"{raw} is outside the {address.type} range {low} … {high}")
-        data: Any = np.array([integer], dtype=_BIG_ENDIAN_DTYPE[address.type])
-    else:
-        data = np.array([raw], dtype=">f4")
-    words = [int(w) for w in data.view(">u2")]
-    if address.word_order == "little":
-        words.reverse()
-    return words
 
 
 class ModbusDriver(DeviceDriver):
-    """Driver of one Modbus TCP device (or one unit id behind a gateway).
+    """Driver of one Modbus device (or several unit ids behind one gateway).
 
     :param device: the configured device.
     :param connection: its validated ``connection`` settings.
     :param addresses: each point's validated ``address``, keyed by global point id.
+
+    After each read, :attr:`texts` holds the decoded text of the string points
+    (the value table gets the text's length); after :meth:`identify`,
+    :attr:`identity` holds what the device reported.
     """
 
     def __init__(
@@ -139,18 +75,21 @@ class ModbusDriver(DeviceDriver):
         self.device = device
         self.connection = connection
         self.addresses = dict(addresses)
-        self._client: AsyncModbusTcpClient | None = None
+        self.texts: dict[str, str] = {}
+        self.identity: dict[str, str] = {}
+        self._client: Any = None
         self._lock = asyncio.Lock()
-        self._plans: dict[tuple[str, ...], _ReadPlan] = {}
-        self._failing: set[tuple[str, int, int]] = set()
+        self._plans: dict[tuple[str, ...], ReadPlan] = {}
+        self._failing: set[tuple[int, str, int, int]] = set()
+        self._silent = 0
+        self._identify_supported = connection.identify
 
     def __repr__(self) -> str:
         return f"ModbusDriver({self.device.id!r}, {self._endpoint})"
 
     @property
     def _endpoint(self) -> str:
-        c = self.connection
-        return f"{c.host}:{c.port} unit {c.unit}"
+        return self.connection.endpoint
 
     # --- connection -------------------------------------------------------------------
 
@@ -166,27 +105,25 @@ class ModbusDriver(DeviceDriver):
         if self.connected:
             return
         self._drop_client()
-        c = self.connection
-        client = AsyncModbusTcpClient(
-            c.host,
-            port=c.port,
-            timeout=c.timeout,
-            retries=c.retries,
-            reconnect_delay=0,  # the engine owns reconnecting, with its backoff
-            name=f"plantguard-{self.device.id}",
-        )
+        try:
+            client = make_client(self.connection, f"plantguard-{self.device.id}")
+        except (OSError, ValueError) as exc:  # unreadable TLS files, bad serial settings
+            raise DriverError(
+                f"modbus device {self.device.id!r} ({self._endpoint}): {exc}"
+            ) from exc
         try:
             ok = await client.connect()
-        except (OSError, ModbusException) as exc:
+        except _TRANSPORT_ERRORS as exc:
             client.close()
             raise DriverError(
                 f"modbus device {self.device.id!r} ({self._endpoint}): {exc}"
             ) from exc
         if not ok:
             client.close()
-            raise DriverError(
-                f"modbus device {self.device.id!r} is unreachable at {self._endpoint}"
-            )
+            reason = "unreachable"
+            if self.connection.transport == "tls":
+                reason += f" ({await explain_tls_failure(self.connection)})"
+            raise DriverError(f"modbus device {self.device.id!r} is {reason} at {self._endpoint}")
         self._client = client
         log.info("modbus device %s connected (%s)", self.device.id, self._endpoint)
 
@@ -198,6 +135,13 @@ class ModbusDriver(DeviceDriver):
             except Exception:  # closing must not raise
                 log.debug("error closing modbus client of %s", self.device.id, exc_info=True)
 
+    def _lost(self, exc: BaseException, doing: str) -> DriverError:
+        self._drop_client()
+        self._silent = 0
+        return DriverError(
+            f"modbus device {self.device.id!r} ({self._endpoint}) lost {doing}: {exc}"
+        )
+
     async def close(self) -> None:
         self._drop_client()
 
@@ -206,183 +150,233 @@ class ModbusDriver(DeviceDriver):
     async def read(self, points: Sequence[Point]) -> ReadResult:
         """Read ``points`` with the planned block requests.
 
-        A connection that was lost is reopened first; if that fails, or a request
-        times out or the connection drops, :class:`DriverError` is raised.
+        A connection that was lost is reopened first; if that fails, or the
+        connection drops or the device stops answering, :class:`DriverError` is raised.
         """
         plan = self._plan_for(points)
         words = np.zeros(plan.words, dtype=np.uint16)
-        failed = np.zeros(len(plan.blocks), dtype=bool)
+        bits = np.zeros(plan.bits, dtype=np.uint8)
+        status = np.zeros(len(plan.blocks), dtype=np.uint8)
         async with self._lock:
             await self._connect_locked()
             for index, block in enumerate(plan.blocks):
-                registers = await self._read_block(block, plan)
-                if registers is None:
-                    failed[index] = True
-                else:
-                    base = plan.bases[index]
-                    words[base : base + block.count] = registers
+                status[index] = await self._read_block(block, plan, index, words, bits)
         source_time = time.time()
-        values = _decode_words(words, plan.groups, len(plan.point_ids))
+
+        values = np.full(len(plan.point_ids), np.nan)
+        for group in plan.types:
+            group.decode(words, values)
+        for field in plan.fields:
+            field.decode(words, values)
+        if plan.flags is not None:
+            plan.flags.decode(bits, values)
+        texts = plan.texts.decode(words, values) if plan.texts is not None else {}
         values = values * plan.scale + plan.offset
+
         quality = np.full(len(plan.point_ids), Quality.GOOD, dtype=np.uint8)
         quality[~np.isfinite(values)] = Quality.BAD
-        quality[plan.point_block < 0] = Quality.BAD_CONFIGURATION_ERROR
-        in_failed_block = np.zeros(len(plan.point_ids), dtype=bool)
         has_block = plan.point_block >= 0
-        in_failed_block[has_block] = failed[plan.point_block[has_block]]
-        quality[in_failed_block] = Quality.BAD_DEVICE_FAILURE
+        quality[~has_block] = Quality.BAD_CONFIGURATION_ERROR
+        block_status = np.zeros(len(plan.point_ids), dtype=np.uint8)
+        block_status[has_block] = status[plan.point_block[has_block]]
+        failed = block_status > 0
+        quality[failed] = block_status[failed]
         values[quality >= Quality.BAD] = np.nan
+        if texts:
+            assert plan.texts is not None
+            good = quality[plan.texts.positions] == Quality.GOOD
+            self.texts.update(
+                (pid, text) for (pid, text), ok in zip(texts.items(), good, strict=True) if ok
+            )
         return ReadResult(values=values, quality=quality, source_time=source_time)
 
-    async def _read_block(self, block: Block, plan: _ReadPlan) -> WordArray | None:
-        """Registers of ``block``, or None if the device answered with an exception."""
+    async def _read_block(
+        self,
+        block: Block,
+        plan: ReadPlan,
+        index: int,
+        words: np.ndarray[Any, np.dtype[np.uint16]],
+        bits: np.ndarray[Any, np.dtype[np.uint8]],
+    ) -> int:
+        """Read one block into its buffer; 0, or the quality its points get."""
         client = self._client
         assert client is not None  # _connect_locked succeeded
-        unit = self.connection.unit
-        request = (
-            client.read_holding_registers
-            if block.function == "holding"
-            else client.read_input_registers
-        )
+        request = getattr(client, _READ_CALLS[block.function])
         try:
-            response = await request(block.start, count=block.count, device_id=unit)
-        except (ModbusException, OSError, TimeoutError) as exc:
-            self._drop_client()
-            raise DriverError(
-                f"modbus device {self.device.id!r} ({self._endpoint}) lost: {exc}"
-            ) from exc
-        key = (block.function, block.start, block.count)
-        registers = getattr(response, "registers", None) or []
-        if response.isError() or len(registers) < block.count:
-            self._report_block_failure(key, block, plan, response)
-            return None
+            response = await request(block.start, count=block.count, device_id=block.unit)
+        except ModbusIOException as exc:
+            # No usable answer: a garbled frame, or the device going silent.  One is
+            # tolerated (pymodbus closes the connection on an undecodable frame, so it
+            # is reopened at once); two in a row mean the device is gone.
+            self._silent += 1
+            if self._silent >= _SILENT_LIMIT:
+                raise self._lost(exc, f"reading {_describe(block)}") from exc
+            if not client.connected:
+                await self._connect_locked()
+            self._report_block_failure(block, plan, index, f"no valid response ({exc})")
+            return Quality.BAD_COMMUNICATION_ERROR
+        except _TRANSPORT_ERRORS as exc:
+            raise self._lost(exc, f"reading {_describe(block)}") from exc
+        self._silent = 0
+        if response.isError():
+            self._report_block_failure(block, plan, index, _exception_text(response))
+            return Quality.BAD_DEVICE_FAILURE
+        data = response.bits if block.is_bits else response.registers
+        if data is None or len(data) < block.count:
+            got = 0 if data is None else len(data)
+            self._report_block_failure(
+                block, plan, index, f"a malformed response ({got} of {block.count} values)"
+            )
+            return Quality.BAD_COMMUNICATION_ERROR
+        base = plan.bases[index]
+        if block.is_bits:
+            bits[base : base + block.count] = np.asarray(data[: block.count], dtype=np.uint8)
+        else:
+            words[base : base + block.count] = np.asarray(data[: block.count], dtype=np.uint16)
+        key = (block.unit, block.function, block.start, block.count)
         if key in self._failing:
             self._failing.discard(key)
-            log.info(
-                "modbus device %s: %s registers %d–%d readable again",
-                self.device.id,
-                block.function,
-                block.start,
-                block.start + block.count - 1,
-            )
-        return np.array(registers[: block.count], dtype=np.uint16)
+            log.info("modbus device %s: %s readable again", self.device.id, _describe(block))
+        return 0
 
-    def _report_block_failure(
-        self, key: tuple[str, int, int], block: Block, plan: _ReadPlan, response: Any
-    ) -> None:
-        code = getattr(response, "exception_code", None)
-        if not isinstance(code, int):
-            reason = "a short response"
-        elif code in ExcCodes.__members__.values():
-            reason = f"exception {code} ({ExcCodes(code).name.lower()})"
-        else:
-            reason = f"exception {code}"
-        members = plan.block_points[plan.blocks.index(block)]
+    def _report_block_failure(self, block: Block, plan: ReadPlan, index: int, reason: str) -> None:
+        """One warning when a block starts failing, debug while it keeps failing."""
+        key = (block.unit, block.function, block.start, block.count)
         level = logging.DEBUG if key in self._failing else logging.WARNING
         self._failing.add(key)
         log.log(
             level,
-            "modbus device %s (%s) answered %s to reading %s registers %d–%d; "
-            "points %s are Bad (device failure)",
+            "modbus device %s (%s) answered %s to reading %s; points %s are Bad",
             self.device.id,
             self._endpoint,
             reason,
-            block.function,
-            block.start,
-            block.start + block.count - 1,
-            ", ".join(members),
+            _describe(block),
+            ", ".join(plan.block_points[index]),
         )
 
-    def _plan_for(self, points: Sequence[Point]) -> _ReadPlan:
+    def _plan_for(self, points: Sequence[Point]) -> ReadPlan:
         ids = tuple(p.id for p in points)
         plan = self._plans.get(ids)
         if plan is None:
-            plan = self._build_plan(points)
+            plan = build_plan(points, self.addresses, self.connection)
             self._plans[ids] = plan
         return plan
-
-    def _build_plan(self, points: Sequence[Point]) -> _ReadPlan:
-        known = [i for i, p in enumerate(points) if p.id in self.addresses]
-        addresses = [self.addresses[points[i].id] for i in known]
-        spans = [Span(a.function, a.register, a.width) for a in addresses]
-        c = self.connection
-        blocks = plan_blocks(spans, c.max_registers_per_request, c.max_gap)
-
-        bases: list[int] = []
-        total = 0
-        point_block = np.full(len(points), -1, dtype=np.intp)
-        word_of = np.zeros(len(points), dtype=np.intp)  # first word of each point
-        for b_index, block in enumerate(blocks):
-            bases.append(total)
-            for member, offset in zip(block.members, block.offsets, strict=True):
-                position = known[member]
-                point_block[position] = b_index
-                word_of[position] = total + offset
-            total += block.count
-
-        groups: list[_TypeGroup] = []
-        for type_name in ("int16", "uint16", "int32", "uint32", "float32"):
-            chosen = [(known[k], a) for k, a in enumerate(addresses) if a.type == type_name]
-            if not chosen:
-                continue
-            positions = np.array([pos for pos, _ in chosen], dtype=np.intp)
-            first = word_of[positions]
-            if chosen[0][1].width == 1:
-                groups.append(_TypeGroup(type_name, positions, first, None))
-                continue
-            little = np.array([a.word_order == "little" for _, a in chosen], dtype=bool)
-            high = np.where(little, first + 1, first)
-            low = np.where(little, first, first + 1)
-            groups.append(_TypeGroup(type_name, positions, high, low))
-
-        return _ReadPlan(
-            blocks=tuple(blocks),
-            bases=tuple(bases),
-            words=total,
-            point_block=point_block,
-            groups=tuple(groups),
-            scale=np.array([p.scale for p in points], dtype=np.float64),
-            offset=np.array([p.offset for p in points], dtype=np.float64),
-            point_ids=tuple(p.id for p in points),
-            block_points=tuple(
-                tuple(points[known[m]].id for m in block.members) for block in blocks
-            ),
-        )
 
     # --- writes -----------------------------------------------------------------------
 
     async def write(self, point: Point, value: float) -> None:
-        """Write ``value`` (engineering units) to ``point`` with function 16."""
+        """Write ``value`` (engineering units) to ``point``.
+
+        Coils use function 5 (15 with ``single_writes: false``); registers use 6 for
+        one register and 16 for more; a bit field is a read-modify-write of its
+        container under the driver's lock, so no poll interleaves.
+        """
         address = self.addresses.get(point.id)
+        where = f"{point.id!r} of {self.device.id!r}"
         if address is None:
-            raise DriverError(f"point {point.id!r} has no Modbus address on {self.device.id!r}")
+            raise DriverError(f"point {where} has no Modbus address")
+        at = f"{address.function} {address.register}"
         if point.access != "read_write":
-            raise DriverError(f"point {point.id!r} is read-only (access: {point.access})")
-        if address.function != "holding":
-            raise DriverError(f"point {point.id!r} is an input register, which cannot be written")
+            raise DriverError(f"point {where} is read-only (access: {point.access})")
+        if not address.writable:
+            raise DriverError(
+                f"point {where} at {at} cannot be written: {address.function} objects are read-only"
+            )
+        if address.type == "string":
+            raise DriverError(f"point {where} is a string at {at}: not writable as a number")
         if point.scale == 0:
-            raise DriverError(f"point {point.id!r} has scale 0; its raw value is undefined")
-        try:
-            registers = encode_value(address, (value - point.offset) / point.scale)
-        except ValueError as exc:
-            raise DriverError(f"cannot write {value} to {point.id!r}: {exc}") from exc
+            raise DriverError(f"point {where} has scale 0; its raw value is undefined")
+        raw = (value - point.offset) / point.scale
+        if address.function == "coil" and raw not in (0.0, 1.0):
+            raise DriverError(f"cannot write {value} to coil {where} at {at}: 0 or 1 only")
         async with self._lock:
             await self._connect_locked()
-            client = self._client
-            assert client is not None
             try:
-                response = await client.write_registers(
-                    address.register, registers, device_id=self.connection.unit
-                )
-            except (ModbusException, OSError, TimeoutError) as exc:
-                self._drop_client()
-                raise DriverError(
-                    f"modbus device {self.device.id!r} ({self._endpoint}) lost: {exc}"
-                ) from exc
+                response = await self._write_locked(address, raw)
+            except ValueError as exc:
+                raise DriverError(f"cannot write {value} to {where} at {at}: {exc}") from exc
+            except _TRANSPORT_ERRORS as exc:
+                raise self._lost(exc, f"writing {point.id} at {at}") from exc
         if response.isError():
-            code = getattr(response, "exception_code", None)
             raise DriverError(
-                f"modbus device {self.device.id!r} refused the write of {point.id!r} "
-                f"(exception {code})"
+                f"modbus device {self.device.id!r} refused the write of {point.id!r} at {at} "
+                f"({_exception_text(response)})"
             )
-        log.info("modbus device %s: wrote %g to %s", self.device.id, value, point.id)
+        log.info("modbus device %s: wrote %g to %s (%s)", self.device.id, value, point.id, at)
+
+    async def _write_locked(self, address: ModbusAddress, raw: float) -> Any:
+        client = self._client
+        c = self.connection
+        unit = c.unit if address.unit is None else address.unit
+        if address.function == "coil":
+            if c.single_writes:
+                return await client.write_coil(address.register, bool(raw), device_id=unit)
+            return await client.write_coils(address.register, [bool(raw)], device_id=unit)
+        orders = {"byte_order": c.byte_order, "word_order": c.word_order}
+        if address.bit is not None:
+            width = REGISTER_WIDTH[address.type]
+            current = await client.read_holding_registers(
+                address.register, count=width, device_id=unit
+            )
+            if current.isError():
+                return current
+            words = encode_bit_field(address, current.registers, raw, **orders)
+        else:
+            words = encode_value(address, raw, **orders)
+        if len(words) == 1 and c.single_writes:
+            return await client.write_register(address.register, words[0], device_id=unit)
+        return await client.write_registers(address.register, words, device_id=unit)
+
+    # --- identification ---------------------------------------------------------------
+
+    async def identify(self) -> Mapping[str, str]:
+        """Read Device Identification (43/14): vendor_name, product_code, revision …
+
+        Returns the last known identity without asking again when the device has
+        shown it does not implement the function.  Never raises: identification
+        is information, not a reason to stop polling.
+        """
+        if not self._identify_supported:
+            return dict(self.identity)
+        async with self._lock:
+            try:
+                await self._connect_locked()
+                found = await read_identity(self._client, self.connection.unit)
+            except DriverError as exc:
+                log.info("modbus device %s: identification skipped: %s", self.device.id, exc)
+                return dict(self.identity)
+            except _TRANSPORT_ERRORS as exc:
+                if not self.connected:
+                    self._drop_client()
+                log.info(
+                    "modbus device %s (%s): no answer to device identification (43/14): %s",
+                    self.device.id,
+                    self._endpoint,
+                    exc,
+                )
+                return dict(self.identity)
+        if found is None:
+            self._identify_supported = False
+            log.info(
+                "modbus device %s does not implement device identification (43/14)",
+                self.device.id,
+            )
+            return {}
+        self.identity = found
+        return dict(found)
+
+
+def _describe(block: Block) -> str:
+    kind = {"coil": "coils", "discrete_input": "discrete inputs"}.get(
+        block.function, f"{block.function} registers"
+    )
+    return f"unit {block.unit} {kind} {block.start}–{block.end}"
+
+
+def _exception_text(response: Any) -> str:
+    code = getattr(response, "exception_code", None)
+    if not isinstance(code, int):
+        return "an error"
+    if code in ExcCodes.__members__.values():
+        return f"exception {code} ({ExcCodes(code).name.lower()})"
+    return f"exception {code}"

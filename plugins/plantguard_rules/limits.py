@@ -13,6 +13,10 @@ Python code runs only for the points whose level changed.
 
 Samples of Bad quality or NaN leave the level as it is: losing a transmitter
 neither raises nor clears a process alarm (communication loss has its own).
+
+``on_delay`` and ``off_delay`` (seconds) hold back a more severe level until it
+has lasted that long, and a return towards normal likewise
+(:mod:`plantguard_rules.delays`), applied after the deadband.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from plantguard.model import AlarmDefinition, Finding, Point, Priority, PriorityName, Quality, Site
 from plantguard.rules import Rule, RuleType
 from plantguard.table import ValueTable
+
+from .delays import LevelDelay
 
 __all__ = ["LimitConfig", "LimitRule", "LimitRuleType"]
 
@@ -59,6 +65,8 @@ class LimitConfig(BaseModel):
     l: float | None = None  # noqa: E741 - the ISA-18.2 name of the low limit
     ll: float | None = None
     deadband: float = Field(0.0, ge=0)
+    on_delay: float = Field(0.0, ge=0, description="seconds a level must last before it is raised")
+    off_delay: float = Field(0.0, ge=0, description="seconds a return must last before it clears")
     priority: PriorityName = "medium"
     priority_extreme: PriorityName | None = None
     message: str = "{name} {condition}: {value:.4g} {unit} (limit {limit:.4g})"
@@ -93,6 +101,10 @@ class LimitRule(Rule):
         self._idx = table.indices([p.id for p in self._points])
         self._hh, self._h, self._l, self._ll = (_limits(cfgs, n) for n in ("hh", "h", "l", "ll"))
         self._db = np.array([c.deadband for c in cfgs], dtype=np.float64)
+        self._delay = LevelDelay(
+            np.array([c.on_delay for c in cfgs], dtype=np.float64),
+            np.array([c.off_delay for c in cfgs], dtype=np.float64),
+        )
         self.level = np.zeros(len(cfgs), dtype=np.int8)
         self._seen = np.zeros(len(cfgs), dtype=bool)
         self._definitions = [
@@ -149,6 +161,7 @@ class LimitRule(Rule):
         low_side = np.where(enter < cur, enter, np.maximum(cur, np.minimum(stay, enter)))
         new = np.where(cur > 0, high_side, np.where(cur < 0, low_side, enter)).astype(np.int8)
         new = np.where(usable, new, cur)
+        new = self._delay.apply(cur, new, now)
         # The first usable value reports its level even if normal, so that an alarm
         # restored as active from the store clears if the process recovered meanwhile.
         report = usable & ((new != cur) | ~self._seen)

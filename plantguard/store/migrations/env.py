@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from plantguard.store import records_schema as _records_schema  # noqa: F401 - its tables
 from plantguard.store.schema import metadata
 
 connection = context.config.attributes["connection"]

@@ -1,0 +1,178 @@
+"""The ISA-18.2 state machine as pure functions: a status in, the next status out.
+
+No I/O, no clock, no listeners: :class:`~.manager.AlarmManager` decides *when*
+and journals the result; these functions decide *what*.  Each raises an
+:class:`~.errors.InvalidTransition` subclass when an action does not apply, so
+tests can walk every edge of the diagram in :mod:`.states` directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..model import Finding
+from . import errors
+from .states import Action, AlarmPolicy, AlarmState, AlarmStatus, Shelving
+
+__all__ = ["apply_action", "apply_finding", "set_suppressed"]
+
+_S = AlarmState
+
+
+def _activated(status: AlarmStatus, now: float, policy: AlarmPolicy) -> AlarmStatus:
+    """The alarm becomes UNACK: a new occurrence the operator has not seen."""
+    annunciated = status.available
+    return replace(
+        status,
+        state=_S.UNACK,
+        active_since=status.active_since if status.state.active else now,
+        confirmed=status.confirmed if not (annunciated and policy.confirm_required) else False,
+    )
+
+
+def apply_finding(
+    status: AlarmStatus, finding: Finding, *, latching: bool, policy: AlarmPolicy
+) -> tuple[Action, AlarmStatus] | None:
+    """The rule's verdict applied to ``status``; None if nothing changes."""
+    now = finding.time
+    reported = replace(
+        status,
+        condition=finding.condition if finding.active else "",
+        severity=finding.severity,
+        value=finding.value,
+        message=finding.message,
+        changed=now,
+    )
+    state = status.state
+    if finding.active:
+        if not state.active:
+            return Action.ACTIVATE, _activated(reported, now, policy)
+        if finding.condition == status.condition:
+            return None
+        # H→HH is a new, more severe condition the operator has not seen: it needs
+        # acknowledging again.  HH→H keeps the acknowledgement.
+        if finding.severity > status.severity and state is _S.ACKED:
+            return Action.CHANGE, _activated(reported, now, policy)
+        return Action.CHANGE, reported
+    if not state.active:
+        if not status.process_active:
+            return None
+        # A clear the operator never had to see (restored state, or already latched).
+        return Action.CLEAR, reported
+    cleared = replace(reported, active_since=None)
+    if not status.available:
+        after = _S.NORMAL  # nobody was told of it: nothing to acknowledge
+    elif state is _S.UNACK:
+        after = _S.LATCHED_UNACK if latching else _S.RTN_UNACK
+    else:
+        after = _S.LATCHED if latching else _S.NORMAL
+    new = replace(cleared, state=after)
+    if status.shelving is Shelving.ONE_SHOT:
+        # A one-shot shelve lasts until the alarm returns to normal.
+        new = replace(new, shelving=Shelving.NONE, shelved_until=None)
+        new = _made_available(new, policy) if new.available else new
+    return Action.CLEAR, new
+
+
+def _made_available(new: AlarmStatus, policy: AlarmPolicy) -> AlarmStatus:
+    """The last of shelved / suppressed / out of service was removed: annunciate afresh.
+
+    ISA-18.2: the alarm returns to normal if its process is normal, otherwise it
+    is annunciated again as unacknowledged — unless the operator acknowledged it.
+    """
+    if not new.process_active:
+        return replace(new, state=_S.NORMAL, active_since=None)
+    if new.state is _S.ACKED:
+        return new
+    return replace(
+        new, state=_S.UNACK, confirmed=False if new.confirmed is False else new.confirmed
+    )
+
+
+def set_suppressed(
+    status: AlarmStatus, suppressed: bool, now: float, policy: AlarmPolicy
+) -> AlarmStatus | None:
+    """Suppression by design switched on or off; None if it already was."""
+    if status.suppressed == suppressed:
+        return None
+    new = replace(status, suppressed=suppressed, changed=now)
+    if not suppressed and new.available:
+        new = _made_available(new, policy)
+    elif suppressed and status.available:
+        new = _hidden(new)
+    return new
+
+
+def _hidden(new: AlarmStatus) -> AlarmStatus:
+    """The alarm stops being annunciated: a returned-to-normal alarm has nothing left to show."""
+    if new.state in (_S.RTN_UNACK, _S.LATCHED_UNACK, _S.LATCHED):
+        return replace(new, state=_S.NORMAL)
+    return new
+
+
+def apply_action(
+    status: AlarmStatus,
+    action: Action,
+    *,
+    now: float,
+    user: str,
+    comment: str,
+    policy: AlarmPolicy,
+    duration: float | None = None,
+) -> AlarmStatus:
+    """An operator's action applied to ``status``; raises if it does not apply."""
+    alarm = status.alarm_id
+    state = status.state
+    base = replace(status, changed=now, last_user=user, comment=comment or status.comment)
+    if status.out_of_service and action not in (Action.RETURN_TO_SERVICE, Action.COMMENT):
+        raise errors.AlarmDisabled(f"alarm {alarm!r} is out of service")
+    if action is Action.ACKNOWLEDGE:
+        after = {_S.UNACK: _S.ACKED, _S.RTN_UNACK: _S.NORMAL, _S.LATCHED_UNACK: _S.LATCHED}
+        if state not in after:
+            raise errors.AlreadyAcknowledged(
+                f"alarm {alarm!r} is {state.value}: nothing to acknowledge"
+            )
+        return replace(base, state=after[state])
+    if action is Action.CONFIRM:
+        if not state.acknowledged:
+            raise errors.NotAcknowledged(f"alarm {alarm!r} must be acknowledged before confirming")
+        if status.confirmed:
+            raise errors.AlreadyConfirmed(f"alarm {alarm!r} is confirmed: nothing to confirm")
+        return replace(base, confirmed=True)
+    if action is Action.COMMENT:
+        return base
+    if action is Action.RESET:
+        if state is _S.LATCHED_UNACK:
+            raise errors.NotAcknowledged(f"alarm {alarm!r} must be acknowledged before reset")
+        if state is not _S.LATCHED:
+            raise errors.NotLatched(f"alarm {alarm!r} is {state.value}: not latched")
+        return replace(base, state=_S.NORMAL)
+    if action in (Action.SHELVE, Action.ONE_SHOT_SHELVE):
+        if status.shelved:
+            raise errors.AlreadyShelved(f"alarm {alarm!r} is already shelved")
+        if action is Action.SHELVE:
+            if duration is None or not 0 < duration <= policy.max_shelve:
+                raise errors.ShelvingTimeOutOfRange(
+                    f"shelving time {duration} s is not in (0, {policy.max_shelve:g}] s"
+                )
+            shelving, until = Shelving.TIMED, now + duration
+        else:
+            shelving, until = Shelving.ONE_SHOT, now + policy.max_shelve
+        new = replace(base, shelving=shelving, shelved_until=until)
+        return _hidden(new) if status.available else new
+    if action is Action.UNSHELVE:
+        if not status.shelved:
+            raise errors.NotShelved(f"alarm {alarm!r} is not shelved")
+        new = replace(base, shelving=Shelving.NONE, shelved_until=None)
+        return _made_available(new, policy) if new.available else new
+    if action is Action.REMOVE_FROM_SERVICE:
+        if status.out_of_service:
+            raise errors.AlreadyOutOfService(f"alarm {alarm!r} is already out of service")
+        new = replace(base, out_of_service=True)
+        return _hidden(new) if status.available else new
+    if action is Action.RETURN_TO_SERVICE:
+        if not status.out_of_service:
+            raise errors.NotOutOfService(f"alarm {alarm!r} is in service")
+        new = replace(base, out_of_service=False)
+        return _made_available(new, policy) if new.available else new
+    raise errors.InvalidTransition(f"{action.value} is not an operator action")

@@ -1,0 +1,1 @@
+"""plantguard_maintenance — maintenance- and inspection-due checks as a rule plugin."""

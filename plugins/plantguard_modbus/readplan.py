@@ -1,0 +1,158 @@
+"""Turn a poll group's points into a read plan: blocks to request, and how to decode them.
+
+Why a plan: everything that depends only on the configuration — which blocks to
+request, where each point's words land in the concatenated response buffer,
+which type group decodes it — is computed once per set of points and cached by
+the driver, so a poll is the block requests plus a few numpy operations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from plantguard.model import Point
+
+from .codec import BitGroup, FieldGroup, TextGroup, TypeGroup, word_indices
+from .models import REGISTER_WIDTH, ModbusAddress, ModbusConnection
+from .planner import Block, Span, plan_blocks
+
+__all__ = ["ReadPlan", "build_plan"]
+
+IntArray = npt.NDArray[np.intp]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadPlan:
+    """The requests of one poll and the decoding of their responses."""
+
+    blocks: tuple[Block, ...]
+    bases: tuple[int, ...]  # offset of each block in the words or bits buffer
+    words: int  # size of the concatenated register buffer
+    bits: int  # size of the concatenated coil/input buffer
+    point_block: IntArray  # block index per requested point (-1: no address)
+    types: tuple[TypeGroup, ...]
+    fields: tuple[FieldGroup, ...]
+    flags: BitGroup | None
+    texts: TextGroup | None
+    scale: npt.NDArray[np.float64]
+    offset: npt.NDArray[np.float64]
+    point_ids: tuple[str, ...]
+    block_points: tuple[tuple[str, ...], ...]  # point ids read by each block
+
+
+def build_plan(
+    points: Sequence[Point],
+    addresses: Mapping[str, ModbusAddress],
+    connection: ModbusConnection,
+) -> ReadPlan:
+    """Plan the reads of ``points`` (points without an address are left out)."""
+    c = connection
+    known = [i for i, p in enumerate(points) if p.id in addresses]
+    addr = [addresses[points[i].id] for i in known]
+    spans = [
+        Span(a.function, a.register, a.width, c.unit if a.unit is None else a.unit) for a in addr
+    ]
+    blocks = plan_blocks(
+        spans,
+        c.max_registers_per_request,
+        c.max_gap,
+        max_bits=c.max_bits_per_request,
+        max_bit_gap=c.max_bit_gap,
+    )
+
+    bases: list[int] = []
+    words = bits = 0
+    point_block = np.full(len(points), -1, dtype=np.intp)
+    first = np.zeros(len(points), dtype=np.intp)  # first word (or bit) of each point
+    for b_index, block in enumerate(blocks):
+        base = bits if block.is_bits else words
+        bases.append(base)
+        for member, offset in zip(block.members, block.offsets, strict=True):
+            point_block[known[member]] = b_index
+            first[known[member]] = base + offset
+        if block.is_bits:
+            bits += block.count
+        else:
+            words += block.count
+
+    def positions(select: Sequence[int]) -> IntArray:
+        return np.array([known[k] for k in select], dtype=np.intp)
+
+    def orders(select: Sequence[int]) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        little = np.array([(addr[k].word_order or c.word_order) == "little" for k in select])
+        swap = np.array([(addr[k].byte_order or c.byte_order) == "little" for k in select])
+        return little.astype(bool), swap.astype(bool)
+
+    types: list[TypeGroup] = []
+    for type_name, width in REGISTER_WIDTH.items():
+        chosen = [
+            k for k, a in enumerate(addr) if a.type == type_name and a.bit is None and a.is_register
+        ]
+        if chosen:
+            pos = positions(chosen)
+            little, swap = orders(chosen)
+            idx = word_indices(first[pos], width, little)
+            types.append(TypeGroup(type_name, pos, idx, swap if swap.any() else None))
+
+    fields: list[FieldGroup] = []
+    for width in (1, 2, 4):
+        chosen = [k for k, a in enumerate(addr) if a.bit is not None and a.width == width]
+        if chosen:
+            pos = positions(chosen)
+            little, swap = orders(chosen)
+            fields.append(
+                FieldGroup(
+                    width,
+                    pos,
+                    word_indices(first[pos], width, little),
+                    swap if swap.any() else None,
+                    np.array([addr[k].bit for k in chosen], dtype=np.uint64),
+                    np.array([(1 << addr[k].bits) - 1 for k in chosen], dtype=np.uint64),
+                )
+            )
+
+    flag_members = [k for k, a in enumerate(addr) if not a.is_register]
+    flags = None
+    if flag_members:
+        pos = positions(flag_members)
+        flags = BitGroup(pos, first[pos].copy())
+
+    text_members = [k for k, a in enumerate(addr) if a.type == "string"]
+    texts = None
+    if text_members:
+        pos = positions(text_members)
+        texts = TextGroup(
+            positions=pos,
+            point_ids=tuple(points[known[k]].id for k in text_members),
+            idx=tuple(
+                first[known[k]] + np.arange(addr[k].width, dtype=np.intp) for k in text_members
+            ),
+            swap=tuple((addr[k].byte_order or c.byte_order) == "little" for k in text_members),
+            length=tuple(addr[k].length or 0 for k in text_members),
+        )
+
+    scale = np.array([p.scale for p in points], dtype=np.float64)
+    offsets = np.array([p.offset for p in points], dtype=np.float64)
+    if texts is not None:  # a string's table value is its length, never scaled
+        scale[texts.positions] = 1.0
+        offsets[texts.positions] = 0.0
+
+    return ReadPlan(
+        blocks=tuple(blocks),
+        bases=tuple(bases),
+        words=words,
+        bits=bits,
+        point_block=point_block,
+        types=tuple(types),
+        fields=tuple(fields),
+        flags=flags,
+        texts=texts,
+        scale=scale,
+        offset=offsets,
+        point_ids=tuple(p.id for p in points),
+        block_points=tuple(tuple(points[known[m]].id for m in block.members) for block in blocks),
+    )

@@ -1,0 +1,303 @@
+"""Forecast of time to limit: "tank level will reach HH in about 12 minutes".
+
+An operator can prevent what they see coming.  For each configured point the
+rule keeps the last ``window`` seconds as ``samples`` evenly spaced values,
+fits a robust linear trend (Huber M-estimation by iteratively reweighted least
+squares: a few spikes do not tilt the line) and projects it to the limit.  The
+prediction interval of the regression (``confidence``, Student t) turns into an
+interval for the crossing time: earliest when the upper band reaches the
+limit, latest when the lower band does.
+
+A warning is raised when the trend is significant in the limit's direction and
+the expected crossing is within ``horizon`` seconds; it clears when the
+expected crossing moves beyond 1.25 × ``horizon`` (hysteresis), the trend
+stops being significant, or the value reaches the limit (the limit alarm takes
+over).  The limit is a number or the name of one of the point's own ``limit``
+rule settings (``hh``, ``h``, ``l``, ``ll``).
+
+Work per scan is one comparison per point; the fit runs, vectorised, only for
+the points that took a new buffer sample in that scan.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from plantguard.model import AlarmDefinition, Finding, Point, PriorityName, Site
+from plantguard.rules import Rule, RuleType
+from plantguard.table import ValueTable
+
+from .base import FloatArray, PointAlarms, usable
+from .stats import f_ppf
+
+__all__ = ["ForecastConfig", "ForecastRule", "ForecastRuleType", "TrendFit", "fit_trend"]
+
+npt_bool = np.ndarray[tuple[int, ...], np.dtype[np.bool_]]
+
+_HUBER_C = 1.345
+_ITERATIONS = 4
+_GRID = 96
+
+
+@functools.lru_cache(maxsize=1024)
+def _t_quantile(p: float, dof: float) -> float:
+    """Student t quantile for ``p`` in (0.5, 1) via the F distribution (cached)."""
+    return math.sqrt(f_ppf(2 * p - 1, 1, dof))
+
+
+def _t_quantiles(p: float, dof: FloatArray) -> FloatArray:
+    values, inverse = np.unique(dof, return_inverse=True)
+    table = np.array([_t_quantile(p, float(d)) for d in values])
+    out: FloatArray = table[inverse.reshape(dof.shape)]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class TrendFit:
+    """Robust straight lines for several series at once (one row each).
+
+    Times are relative to each row's newest sample: ``level`` is the fitted value
+    now, ``slope`` per second; ``tbar`` and ``sxx`` give the interval's widening.
+    """
+
+    level: FloatArray
+    slope: FloatArray
+    scale: FloatArray
+    tbar: FloatArray
+    sxx: FloatArray
+    n: FloatArray
+
+    def half_width(self, h: FloatArray, confidence: float) -> FloatArray:
+        """Half width of the prediction interval ``h`` seconds ahead (rows × horizons)."""
+        q = _t_quantiles((1 + confidence) / 2, np.maximum(self.n - 2, 1))
+        d = h - self.tbar[:, None]
+        var = 1 + 1 / self.n[:, None] + d * d / self.sxx[:, None]
+        width: FloatArray = (q * self.scale)[:, None] * np.sqrt(var)
+        return width
+
+    def predict(
+        self, h: FloatArray, confidence: float
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """(low, centre, high) ``h`` seconds ahead; ``h`` is rows × horizons or horizons."""
+        h = np.broadcast_to(h, (self.level.size, np.shape(h)[-1]))
+        centre = self.level[:, None] + self.slope[:, None] * h
+        w = self.half_width(h, confidence)
+        return centre - w, centre, centre + w
+
+    def significant(self, confidence: float) -> npt_bool:
+        """Rows whose slope differs from zero at ``confidence`` (two-sided)."""
+        q = _t_quantiles((1 + confidence) / 2, np.maximum(self.n - 2, 1))
+        se = self.scale / np.sqrt(self.sxx)
+        result: npt_bool = np.abs(self.slope) > q * se
+        return result
+
+    def crossing(
+        self, limit: FloatArray, rising: npt_bool, confidence: float, max_h: FloatArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """(expected, earliest, latest) seconds until ``limit``; inf when not within ``max_h``."""
+        toward = np.where(rising, self.slope > 0, self.slope < 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            eta = np.where(toward, (limit - self.level) / self.slope, np.inf)
+        eta = np.where(eta >= 0, eta, np.inf)
+        grid = np.linspace(0.0, 1.0, _GRID)[None, :] * max_h[:, None]
+        low, _, high = self.predict(grid, confidence)
+        sign = np.where(rising, 1.0, -1.0)[:, None]
+        lim = limit[:, None]
+        early = _first_crossing(grid, np.where(sign > 0, high - lim, lim - low))
+        late = _first_crossing(grid, np.where(sign > 0, low - lim, lim - high))
+        return eta, early, late
+
+
+def _first_crossing(grid: FloatArray, gap: FloatArray) -> FloatArray:
+    """Per row, the interpolated first horizon where ``gap`` becomes ≥ 0 (inf if never)."""
+    hit = gap >= 0
+    first = np.argmax(hit, axis=1)
+    any_hit = hit.any(axis=1)
+    rows = np.arange(grid.shape[0])
+    prev = np.maximum(first - 1, 0)
+    g0, g1 = gap[rows, prev], gap[rows, first]
+    h0, h1 = grid[rows, prev], grid[rows, first]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(g1 != g0, -g0 / (g1 - g0), 0.0)
+    at = np.where(first == 0, 0.0, h0 + np.clip(frac, 0, 1) * (h1 - h0))
+    out: FloatArray = np.where(any_hit, at, np.inf)
+    return out
+
+
+def fit_trend(t: FloatArray, y: FloatArray, valid: npt_bool | None = None) -> TrendFit:
+    """Huber-robust line per row of ``t``/``y`` (rows × samples), ignoring invalid samples."""
+    t = np.atleast_2d(np.asarray(t, dtype=np.float64))
+    y = np.atleast_2d(np.asarray(y, dtype=np.float64))
+    ok = np.isfinite(t) & np.isfinite(y) if valid is None else np.atleast_2d(valid)
+    t_now = np.max(np.where(ok, t, -np.inf), axis=1, keepdims=True)
+    tr = np.where(ok, t - t_now, 0.0)
+    yv = np.where(ok, y, 0.0)
+    w = ok.astype(np.float64)
+    n = w.sum(axis=1)
+    scale = np.ones(t.shape[0])
+    for it in range(_ITERATIONS + 1):
+        sw = np.maximum(w.sum(axis=1), 1e-12)
+        tbar = (w * tr).sum(axis=1) / sw
+        ybar = (w * yv).sum(axis=1) / sw
+        dt = tr - tbar[:, None]
+        sxx = np.maximum((w * dt * dt).sum(axis=1), 1e-12)
+        slope = (w * dt * (yv - ybar[:, None])).sum(axis=1) / sxx
+        resid = np.where(ok, yv - ybar[:, None] - slope[:, None] * dt, np.nan)
+        mad = np.nanmedian(np.abs(resid), axis=1) * 1.4826
+        spread = np.nanstd(resid, axis=1)
+        scale = np.maximum(np.where(mad > 0, mad, spread), 1e-12)
+        if it == _ITERATIONS:
+            break
+        u = np.abs(np.nan_to_num(resid)) / (_HUBER_C * scale[:, None])
+        w = np.where(ok, np.minimum(1.0, 1.0 / np.maximum(u, 1e-12)), 0.0)
+    # Interval terms use the unweighted design (the weights only robustify the line).
+    tbar_u = (ok * tr).sum(axis=1) / np.maximum(n, 1)
+    d = tr - tbar_u[:, None]
+    sxx_u = np.maximum((ok * d * d).sum(axis=1), 1e-12)
+    level = ybar - slope * tbar
+    return TrendFit(level, slope, scale, tbar_u, sxx_u, n)
+
+
+class ForecastConfig(BaseModel):
+    """``rules: {forecast: {limit: hh, horizon: 1800}}``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    limit: float | Literal["hh", "h", "l", "ll"]
+    direction: Literal["rising", "falling"] | None = Field(
+        None, description="for a numeric limit; named limits imply it (hh/h rising)"
+    )
+    horizon: float = Field(1800.0, gt=0, description="warn when the limit is this close (s)")
+    window: float = Field(600.0, gt=0, description="seconds of history the trend is fitted on")
+    samples: int = Field(30, ge=5, le=240, description="buffer samples across the window")
+    min_samples: int = Field(10, ge=4)
+    confidence: float = Field(0.9, gt=0.5, lt=1)
+    priority: PriorityName = "low"
+    message: str = (
+        "{name} will reach {limit_name} ({limit:.4g} {unit}) in about {eta} ({early}–{late})"
+    )
+
+
+def _resolve_limit(point: Point, cfg: ForecastConfig) -> tuple[float, bool, str]:
+    if isinstance(cfg.limit, str):
+        raw = point.rules.get("limit", {}).get(cfg.limit)
+        if raw is None:
+            raise ValueError(
+                f"point {point.id}: rule 'forecast' names limit {cfg.limit!r}, "
+                "which its 'limit' rule does not set"
+            )
+        return float(raw), cfg.limit in ("hh", "h"), cfg.limit.upper()
+    return float(cfg.limit), cfg.direction != "falling", f"{cfg.limit:g}"
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "—"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class ForecastRule(Rule):
+    def __init__(self, table: ValueTable, configs: Sequence[tuple[Point, ForecastConfig]]) -> None:
+        points = [p for p, _ in configs]
+        cfgs = [c for _, c in configs]
+        self._alarms = PointAlarms(
+            "forecast",
+            kind="deviation",
+            points=points,
+            priorities=[c.priority for c in cfgs],
+            messages=[c.message for c in cfgs],
+            conditions={1: "FORECAST"},
+        )
+        self._idx = table.indices([p.id for p in points])
+        resolved = [_resolve_limit(p, c) for p, c in configs]
+        self._limit = np.array([r[0] for r in resolved])
+        self._rising = np.array([r[1] for r in resolved])
+        self._limit_name = [r[2] for r in resolved]
+        self._horizon = np.array([c.horizon for c in cfgs])
+        self._interval = np.array([c.window / c.samples for c in cfgs])
+        self._min = np.array([c.min_samples for c in cfgs])
+        self._conf = np.array([c.confidence for c in cfgs])
+        width = max((c.samples for c in cfgs), default=1)
+        n = len(cfgs)
+        self._cap = np.array([c.samples for c in cfgs])
+        self._bt = np.full((n, width), np.nan)
+        self._by = np.full((n, width), np.nan)
+        self._pos = np.zeros(n, dtype=np.intp)
+        self._next = np.full(n, -np.inf)
+        #: Latest forecast per point: expected, earliest and latest seconds to the limit.
+        self.eta = np.full(n, np.inf)
+        self.early = np.full(n, np.inf)
+        self.late = np.full(n, np.inf)
+
+    def alarms(self) -> Sequence[AlarmDefinition]:
+        return self._alarms.definitions
+
+    def evaluate(self, table: ValueTable, now: float) -> Sequence[Finding]:
+        t = table.source_time[self._idx]
+        due = usable(table, self._idx) & (t >= self._next)
+        if not due.any():
+            return []
+        rows = np.flatnonzero(due)
+        v = table.values[self._idx]
+        slot = self._pos[rows] % self._cap[rows]
+        self._bt[rows, slot] = t[rows]
+        self._by[rows, slot] = v[rows]
+        self._pos[rows] += 1
+        self._next[rows] = t[rows] + self._interval[rows]
+        rows = rows[np.minimum(self._pos[rows], self._cap[rows]) >= self._min[rows]]
+        if rows.size == 0:
+            return []
+        level = self._alarms.level.copy()
+        for conf in np.unique(self._conf[rows]):
+            sub = rows[self._conf[rows] == conf]
+            level[sub] = self._judge(sub, float(conf), v)
+        judged = np.zeros(level.size, dtype=bool)
+        judged[rows] = True
+
+        def fields(i: int) -> dict[str, object]:
+            return {
+                "limit": float(self._limit[i]),
+                "limit_name": self._limit_name[i],
+                "eta": _duration(float(self.eta[i])),
+                "early": _duration(float(self.early[i])),
+                "late": _duration(float(self.late[i])),
+            }
+
+        return self._alarms.findings(level, judged, v, now, fields)
+
+    def _judge(
+        self, rows: np.ndarray[tuple[int], np.dtype[np.intp]], conf: float, v: FloatArray
+    ) -> np.ndarray[tuple[int], np.dtype[np.int8]]:
+        fit = fit_trend(self._bt[rows], self._by[rows])
+        eta, early, late = fit.crossing(
+            self._limit[rows], self._rising[rows], conf, 2 * self._horizon[rows]
+        )
+        self.eta[rows], self.early[rows], self.late[rows] = eta, early, late
+        sig = fit.significant(conf)
+        beyond = np.where(
+            self._rising[rows], v[rows] >= self._limit[rows], v[rows] <= self._limit[rows]
+        )
+        active = self._alarms.level[rows] != 0
+        reach = np.where(active, 1.25 * self._horizon[rows], self._horizon[rows])
+        warn = sig & ~beyond & (eta <= reach)
+        return warn.astype(np.int8)
+
+
+class ForecastRuleType(RuleType):
+    config_model = ForecastConfig
+
+    def create(
+        self, site: Site, table: ValueTable, configs: Sequence[tuple[Point, BaseModel]]
+    ) -> Rule:
+        return ForecastRule(table, [(p, c) for p, c in configs if isinstance(c, ForecastConfig)])

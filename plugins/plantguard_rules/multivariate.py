@@ -1,0 +1,214 @@
+"""Multivariate monitoring of point groups with a model trained from history.
+
+Points join a group with ``rules: {multivariate: {group: reactor}}``; the
+group's settings sit at site level::
+
+    rules:
+      multivariate:
+        groups:
+          reactor: {model: models/multivariate-reactor.json, priority: high}
+
+``plantguard train`` fits the model from the store's history (or ``plantguard
+detect fit`` from a CSV file); see :mod:`plantguard_rules.mvmodels` for the
+methods and their limits.  Each scan in which any point of the group has a new
+sample, the group's current values are scored; the group's one alarm
+(``multivariate.<group>``, condition ``ABNORMAL``) is active while the score is
+above its limit, and its message names the statistic and the points that
+contribute most — what an engineer looks at first.
+
+A group whose model file is missing, or was trained on other points, raises no
+alarm and says so in the log at start-up: run ``plantguard train``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from plantguard.model import AlarmDefinition, Finding, Point, PriorityName, Site
+from plantguard.rules import Rule, RuleContext, RuleType
+from plantguard.table import ValueTable
+
+from .base import PRIORITY, usable
+from .mvmodels import MultivariateModel, Score, Scorer
+
+__all__ = [
+    "GroupConfig",
+    "MultivariateConfig",
+    "MultivariateRule",
+    "MultivariateRuleType",
+    "MultivariateSiteConfig",
+    "model_path",
+]
+
+log = logging.getLogger(__name__)
+
+
+class MultivariateConfig(BaseModel):
+    """Per point: ``rules: {multivariate: {group: reactor}}``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    group: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")
+
+
+class GroupConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str | None = Field(
+        None, description="model file; default models/multivariate-<group>.json"
+    )
+    method: Literal["dpca", "pca", "mewma"] = Field(
+        "dpca", description="method `plantguard train` fits"
+    )
+    priority: PriorityName = "medium"
+    message: str = "{group}: abnormal pattern ({reason})"
+
+
+class MultivariateSiteConfig(BaseModel):
+    """Site level: ``rules: {multivariate: {groups: {<name>: {...}}}}``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    groups: dict[str, GroupConfig] = Field(default_factory=dict)
+
+
+def model_path(group: str, cfg: GroupConfig | None) -> str:
+    return cfg.model if cfg is not None and cfg.model else f"models/multivariate-{group}.json"
+
+
+class _Group:
+    def __init__(
+        self,
+        name: str,
+        points: Sequence[Point],
+        table: ValueTable,
+        model: MultivariateModel | None,
+        cfg: GroupConfig,
+    ) -> None:
+        self.name = name
+        self.points = list(points)
+        self.model = model
+        self.scorer: Scorer | None = model.scorer() if model is not None else None
+        order = model.variables if model is not None else [p.id for p in points]
+        self.idx = table.indices(order)
+        self.last_t = np.full(len(order), -np.inf)
+        devices = {p.device_id for p in points}
+        self.definition = AlarmDefinition(
+            id=f"multivariate.{name}",
+            source_id=name,
+            device_id=devices.pop() if len(devices) == 1 else "",
+            kind="deviation",
+            rule="multivariate",
+            priority=PRIORITY[cfg.priority],
+            message=cfg.message,
+        )
+        self.active: bool | None = None
+        self.last = Score(float("nan"), False, "")
+
+
+class MultivariateRule(Rule):
+    def __init__(
+        self,
+        table: ValueTable,
+        groups: Mapping[str, Sequence[Point]],
+        models: Mapping[str, MultivariateModel | None],
+        settings: Mapping[str, GroupConfig],
+    ) -> None:
+        self.groups = [
+            _Group(name, pts, table, models.get(name), settings.get(name, GroupConfig()))
+            for name, pts in groups.items()
+        ]
+
+    def alarms(self) -> Sequence[AlarmDefinition]:
+        return [g.definition for g in self.groups]
+
+    def evaluate(self, table: ValueTable, now: float) -> Sequence[Finding]:
+        out: list[Finding] = []
+        for g in self.groups:
+            if g.scorer is None:
+                continue
+            t = table.source_time[g.idx]
+            fresh = t > g.last_t
+            if not fresh.any() or not usable(table, g.idx).all():
+                continue
+            g.last_t = t.copy()
+            g.last = g.scorer.step(table.values[g.idx])
+            if np.isnan(g.last.score):
+                continue
+            if g.active is None or g.last.flag != g.active:
+                g.active = g.last.flag
+                out.append(self._finding(g, now))
+        return out
+
+    @staticmethod
+    def _finding(g: _Group, now: float) -> Finding:
+        d = g.definition
+        if not g.active:
+            return Finding(
+                d.id, False, "", 0, f"{g.name}: pattern back to normal", g.last.score, now
+            )
+        message = d.render(group=g.name, reason=g.last.reason, value=g.last.score)
+        return Finding(d.id, True, "ABNORMAL", int(d.priority), message, g.last.score, now)
+
+
+def _load(
+    path_text: str, context: RuleContext, group: str, ids: set[str]
+) -> MultivariateModel | None:
+    path = context.resolve(path_text)
+    try:
+        model = MultivariateModel.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        log.warning("multivariate group %s: no model at %s (run plantguard train)", group, path)
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("multivariate group %s: model %s not used: %s", group, path, exc)
+        return None
+    if set(model.variables) != ids:
+        log.warning(
+            "multivariate group %s: model %s was trained on other points (%s); retrain",
+            group,
+            path,
+            ", ".join(sorted(set(model.variables) ^ ids)),
+        )
+        return None
+    return model
+
+
+class MultivariateRuleType(RuleType):
+    config_model = MultivariateConfig
+    site_config_model = MultivariateSiteConfig
+
+    def create(
+        self, site: Site, table: ValueTable, configs: Sequence[tuple[Point, BaseModel]]
+    ) -> Rule:
+        return self.create_with_context(site, table, configs, RuleContext())
+
+    def create_with_context(
+        self,
+        site: Site,
+        table: ValueTable,
+        configs: Sequence[tuple[Point, BaseModel]],
+        context: RuleContext,
+    ) -> Rule:
+        groups: dict[str, list[Point]] = {}
+        for point, cfg in configs:
+            if isinstance(cfg, MultivariateConfig):
+                groups.setdefault(cfg.group, []).append(point)
+        site_cfg = context.site_config
+        settings = site_cfg.groups if isinstance(site_cfg, MultivariateSiteConfig) else {}
+        for name in settings:
+            if name not in groups:
+                raise ValueError(
+                    f"multivariate group {name!r} has no points (set rules.multivariate.group on them)"
+                )
+        models = {
+            name: _load(model_path(name, settings.get(name)), context, name, {p.id for p in pts})
+            for name, pts in groups.items()
+        }
+        return MultivariateRule(table, groups, models, settings)

@@ -1,0 +1,100 @@
+"""Out of sensor range: a value the instrument cannot physically report.
+
+A 4–20 mA transmitter ranged 0–100 °C that reads 130 °C is broken (a wire
+break, a short, a wrong scaling), not hot.  Such values must not be trusted by
+process alarms, and the instrument technician must be told.  The range is the
+point's configured ``range`` unless the rule sets ``low``/``high``; ``margin`` is
+the fraction of the span tolerated beyond it (transmitters over-range a little
+by design, e.g. 3.8–20.5 mA per NAMUR NE 43).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from plantguard.model import AlarmDefinition, Finding, Point, PriorityName, Site
+from plantguard.rules import Rule, RuleType
+from plantguard.table import ValueTable
+
+from .base import PointAlarms, usable
+
+__all__ = ["RangeConfig", "RangeRule", "RangeRuleType"]
+
+
+class RangeConfig(BaseModel):
+    """``rules: {range: {margin: 0.02}}`` (range from the point) or ``{low: 0, high: 100}``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    low: float | None = None
+    high: float | None = None
+    margin: float = Field(0.0, ge=0, le=1, description="fraction of the span tolerated outside")
+    priority: PriorityName = "medium"
+    message: str = "{name} {condition}: {value:.4g} {unit} outside sensor range {low:g}…{high:g}"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RangeConfig:
+        if self.low is not None and self.high is not None and self.low >= self.high:
+            raise ValueError(f"low {self.low} must be below high {self.high}")
+        return self
+
+
+def _bounds(point: Point, cfg: RangeConfig) -> tuple[float, float]:
+    low, high = cfg.low, cfg.high
+    if point.range is not None:
+        low = point.range[0] if low is None else low
+        high = point.range[1] if high is None else high
+    if low is None or high is None:
+        raise ValueError(
+            f"point {point.id}: rule 'range' needs the point's range or both low and high"
+        )
+    if low >= high:
+        raise ValueError(f"point {point.id}: rule 'range' low {low} must be below high {high}")
+    return low, high
+
+
+class RangeRule(Rule):
+    def __init__(self, table: ValueTable, configs: Sequence[tuple[Point, RangeConfig]]) -> None:
+        cfgs = [c for _, c in configs]
+        self._alarms = PointAlarms(
+            "range",
+            kind="system",
+            points=[p for p, _ in configs],
+            priorities=[c.priority for c in cfgs],
+            messages=[c.message for c in cfgs],
+            conditions={1: "OVER_RANGE", -1: "UNDER_RANGE"},
+        )
+        self._idx = table.indices([p.id for p, _ in configs])
+        bounds = np.array([_bounds(p, c) for p, c in configs], dtype=np.float64).reshape(-1, 2)
+        self._low, self._high = bounds[:, 0], bounds[:, 1]
+        span = self._high - self._low
+        margin = np.array([c.margin for c in cfgs]) * span
+        self._lo_trip, self._hi_trip = self._low - margin, self._high + margin
+
+    def alarms(self) -> Sequence[AlarmDefinition]:
+        return self._alarms.definitions
+
+    def evaluate(self, table: ValueTable, now: float) -> Sequence[Finding]:
+        ok = usable(table, self._idx)
+        v = table.values[self._idx]
+        with np.errstate(invalid="ignore"):
+            level = np.where(v > self._hi_trip, 1, np.where(v < self._lo_trip, -1, 0))
+        return self._alarms.findings(
+            level.astype(np.int8),
+            ok,
+            v,
+            now,
+            lambda i: {"low": float(self._low[i]), "high": float(self._high[i])},
+        )
+
+
+class RangeRuleType(RuleType):
+    config_model = RangeConfig
+
+    def create(
+        self, site: Site, table: ValueTable, configs: Sequence[tuple[Point, BaseModel]]
+    ) -> Rule:
+        return RangeRule(table, [(p, c) for p, c in configs if isinstance(c, RangeConfig)])

@@ -1,0 +1,69 @@
+"""Stale or no data: a point whose source timestamp stopped advancing.
+
+Communication loss is seen by the driver (a read fails); staleness is not: the
+device answers, but with the same sample time — a data logger that stopped, a
+PLC whose scan halted, an OPC server serving its cache.  A point is stale when
+``now - source_time`` exceeds ``max_age``; a point that never delivered a sample
+is stale ``max_age`` after the rule started.  Judged on every scan, whatever the
+quality, because no data is exactly what it detects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from plantguard.model import AlarmDefinition, Finding, Point, PriorityName, Site
+from plantguard.rules import Rule, RuleType
+from plantguard.table import ValueTable
+
+from .base import PointAlarms
+
+__all__ = ["StaleConfig", "StaleRule", "StaleRuleType"]
+
+
+class StaleConfig(BaseModel):
+    """``rules: {stale: {max_age: 30}}``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_age: float = Field(gt=0, description="seconds since the last sample before the alarm")
+    priority: PriorityName = "medium"
+    message: str = "{name}: no new data for {age:.0f} s"
+
+
+class StaleRule(Rule):
+    def __init__(self, table: ValueTable, configs: Sequence[tuple[Point, StaleConfig]]) -> None:
+        cfgs = [c for _, c in configs]
+        self._alarms = PointAlarms(
+            "stale",
+            kind="system",
+            points=[p for p, _ in configs],
+            priorities=[c.priority for c in cfgs],
+            messages=[c.message for c in cfgs],
+            conditions={1: "STALE"},
+        )
+        self._idx = table.indices([p.id for p, _ in configs])
+        self._max_age = np.array([c.max_age for c in cfgs])
+        self._started: float | None = None
+
+    def alarms(self) -> Sequence[AlarmDefinition]:
+        return self._alarms.definitions
+
+    def evaluate(self, table: ValueTable, now: float) -> Sequence[Finding]:
+        if self._started is None:
+            self._started = now
+        age = now - np.maximum(table.source_time[self._idx], self._started)
+        level = (age > self._max_age).astype(np.int8)
+        return self._alarms.findings(level, None, age, now, lambda i: {"age": float(age[i])})
+
+
+class StaleRuleType(RuleType):
+    config_model = StaleConfig
+
+    def create(
+        self, site: Site, table: ValueTable, configs: Sequence[tuple[Point, BaseModel]]
+    ) -> Rule:
+        return StaleRule(table, [(p, c) for p, c in configs if isinstance(c, StaleConfig)])
