@@ -8,7 +8,7 @@ PACKAGES := -p plantguard -p plantguard_opcua -p plantguard_modbus -p plantguard
 DEMO_ARGS ?=
 BENCHDATA ?= ../shared/benchdata
 
-.PHONY: venv demo test lint typecheck pytest bench bench-modbus bench-detect clean
+.PHONY: venv demo test lint typecheck pytest interop bench bench-modbus bench-detect bench-rules clean
 
 venv: $(VENV)/.installed
 
@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	$(BIN)/plantguard demo $(DEMO_ARGS)
 
-test: lint typecheck pytest
+test: lint typecheck pytest interop
 
 lint: venv
 	$(BIN)/ruff check .
@@ -33,14 +33,23 @@ typecheck: venv
 pytest: venv
 	$(BIN)/pytest
 
+# node-opcua (npm, locked by tests/interop/package-lock.json) as an independent OPC UA client.
+interop: venv
+	cd tests/interop && npm ci --no-audit --no-fund --loglevel=error \
+		&& PLANTGUARD_PYTHON=$(abspath $(BIN))/python npm test --silent
+
 # Benchmarks measure speed and detection quality; tests never assert timings.
-bench: bench-modbus bench-detect
+bench: bench-modbus bench-detect bench-rules
 
 bench-modbus: venv
 	$(BIN)/python bench/modbus_bench.py
 
 bench-detect: venv
 	$(BIN)/python bench/detect_bench.py --data $(BENCHDATA)
+
+bench-rules: venv
+	$(BIN)/python bench/rules_bench.py
+	$(BIN)/python bench/prediction_bench.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info plantguard-demo.db*

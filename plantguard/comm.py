@@ -21,11 +21,12 @@ acknowledged, published to OPC UA).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
 
+from .events import EventBus, SecurityEvent, default_bus
 from .model import AlarmDefinition, DeviceInfo, Finding, Priority, Quality, Site
 from .rules import Rule
 from .table import ValueTable
@@ -117,10 +118,21 @@ class Identifiable(Protocol):
 
 
 class IdentityWatch(Rule):
-    """``<device>.identity``: the device reports another vendor, product or revision."""
+    """``<device>.identity``: the device reports another vendor, product or revision.
 
-    def __init__(self, site: Site) -> None:
+    Every report is also published as a ``device_identity`` security event
+    (:mod:`plantguard.events`, fields named as in :class:`DeviceInfo`), so the
+    security rules see reported firmware too.  When another rule already declares
+    ``<device>.identity`` (the ``device_identity`` security rule, configured in the
+    site file), that rule owns the alarm and this one only reads and publishes.
+    """
+
+    def __init__(
+        self, site: Site, taken: Collection[str] = (), bus: EventBus | None = None
+    ) -> None:
         self._devices = {d.id: d for d in site.devices}
+        self._bus = bus or default_bus()
+        self._owned = {d for d in self._devices if f"{d}.identity" not in taken}
         self._first: dict[str, dict[str, str]] = {}
         self._pending: list[Finding] = []
         #: Basic information of each device with what it reported about itself.
@@ -140,6 +152,7 @@ class IdentityWatch(Rule):
                 message=f"{d.name or d.id} reports a different identity",
             )
             for d in self._devices.values()
+            if d.id in self._owned
         ]
 
     async def check(self, device_id: str, driver: Identifiable, now: float) -> None:
@@ -162,6 +175,11 @@ class IdentityWatch(Rule):
         reported = dict(reported)
         self.reported[device_id] = reported
         self.info[device_id] = _merged(device.info, reported)
+        self._bus.publish(
+            SecurityEvent("device_identity", source=device_id, detail=_as_info(reported), time=now)
+        )
+        if device_id not in self._owned:
+            return
         baseline = self._first.setdefault(device_id, reported)
         changes = []
         for key, info_field in _WATCHED.items():
@@ -196,6 +214,12 @@ class IdentityWatch(Rule):
         return findings
 
 
+def _as_info(reported: Mapping[str, str]) -> dict[str, str]:
+    """A reported identity with the basic-information field names where one exists."""
+    renamed = {"vendor_name": "manufacturer", "model_name": "model", "revision": "firmware_version"}
+    return {renamed.get(key, key): value for key, value in reported.items()}
+
+
 def _merged(info: DeviceInfo, reported: Mapping[str, str]) -> DeviceInfo:
     """Configured basic information, with the fields the device reported filled in."""
     update: dict[str, str] = {}
@@ -210,6 +234,9 @@ def _merged(info: DeviceInfo, reported: Mapping[str, str]) -> DeviceInfo:
     return info.model_copy(update=update) if update else info
 
 
-def core_rules(site: Site, table: ValueTable) -> tuple[CommLossRule, IdentityWatch]:
-    """The device-health rules every engine runs."""
-    return CommLossRule(site, table), IdentityWatch(site)
+def core_rules(
+    site: Site, table: ValueTable, others: Iterable[Rule] = ()
+) -> tuple[CommLossRule, IdentityWatch]:
+    """The device-health rules every engine runs, next to the configured ``others``."""
+    taken = {d.id for rule in others for d in rule.alarms()}
+    return CommLossRule(site, table), IdentityWatch(site, taken)

@@ -14,7 +14,7 @@ type, ``services.<name>`` by the service type).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -305,7 +305,24 @@ def _validate_plugins(site: Site, location: Location, host: PluginRegistry) -> L
         if opts is not None:
             services[name] = opts
 
-    site_rule_configs: dict[str, BaseModel] = {}
+    site_rule_configs = _validate_site_rules(site, location, host, check, issues)
+
+    if issues:
+        raise ConfigError(issues)
+    return LoadedSite(
+        site, location, connections, addresses, rule_configs, services, site_rule_configs
+    )
+
+
+def _validate_site_rules(
+    site: Site,
+    location: Location,
+    host: PluginRegistry,
+    check: Callable[[type[BaseModel], Any, FieldPath], BaseModel | None],
+    issues: list[ConfigIssue],
+) -> dict[str, BaseModel]:
+    """Site-level ``rules.<name>`` settings, validated by each rule type's site schema."""
+    configs: dict[str, BaseModel] = {}
     for name, rule_data in site.rules.items():
         rule_type = host.rules.get(name)
         site_model = rule_type.site_config_model if rule_type is not None else None
@@ -317,15 +334,10 @@ def _validate_plugins(site: Site, location: Location, host: PluginRegistry) -> L
                 )
             )
             continue
-        site_cfg = check(site_model, rule_data or {}, ("rules", name))
-        if site_cfg is not None:
-            site_rule_configs[name] = site_cfg
-
-    if issues:
-        raise ConfigError(issues)
-    return LoadedSite(
-        site, location, connections, addresses, rule_configs, services, site_rule_configs
-    )
+        cfg = check(site_model, rule_data or {}, ("rules", name))
+        if cfg is not None:
+            configs[name] = cfg
+    return configs
 
 
 def _known(registry: Mapping[str, object]) -> str:

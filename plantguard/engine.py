@@ -96,7 +96,7 @@ class Engine:
             for name in sorted(unconfigured)
             if (rule := host.rules[name].create_site_rule(context)) is not None
         ]
-        self.comm, self.identity = core_rules(self._site, self._table)  # device health
+        self.comm, self.identity = core_rules(self._site, self._table, self.rules)
         self.rules += [self.comm, self.identity]
         self._alarms = AlarmManager(
             store, [d for r in self.rules for d in r.alarms()], users=store.users, clock=clock

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from .alarms import AlarmManager
 from .model import Site
+from .store import Store
 from .table import ValueTable
 
 __all__ = ["EngineView", "Service", "ServiceType", "ValuesListener"]
@@ -37,6 +38,11 @@ class EngineView(Protocol):
 
     @property
     def alarms(self) -> AlarmManager: ...
+
+    @property
+    def store(self) -> Store:
+        """The gateway's store (device records, history), for services that publish them."""
+        ...
 
     def on_values(self, listener: ValuesListener) -> Callable[[], None]:
         """Call ``listener`` after each block of samples is stored in the table;

@@ -68,10 +68,13 @@ class Demo:
             self._log_file.close()
 
     def alarm(self, alarm_id: str) -> tuple[str, str] | None:
-        with sqlite3.connect(self.db) as conn:
-            row = conn.execute(
-                "SELECT state, condition FROM alarms WHERE alarm_id = ?", (alarm_id,)
-            ).fetchone()
+        try:
+            with sqlite3.connect(self.db) as conn:
+                row = conn.execute(
+                    "SELECT state, condition FROM alarms WHERE alarm_id = ?", (alarm_id,)
+                ).fetchone()
+        except sqlite3.OperationalError:  # the gateway is still creating its tables
+            return None
         return None if row is None else (row[0], row[1])
 
 

@@ -124,3 +124,40 @@ def test_vectorised_over_many_points() -> None:
     findings = rule.evaluate(table, 1.0)
     active = {f.alarm_id for f in findings if f.active}
     assert active == {f"d.p{i}.limit" for i in range(1000) if values[i] >= 50}
+
+
+def _feed_timed(
+    rule: LimitRule, table: ValueTable, samples: list[tuple[float, float]]
+) -> list[str]:
+    names = {2: "HH", 1: "H", 0: "", -1: "L", -2: "LL"}
+    out = []
+    for t, v in samples:
+        table.update(np.array([0]), np.array([v]), np.array([Quality.GOOD], dtype=np.uint8), t)
+        rule.evaluate(table, t)
+        out.append(names[int(rule.level[0])])
+    return out
+
+
+def test_on_delay_ignores_short_excursions_and_raises_after_the_delay() -> None:
+    rule, table = _rule(h=80, on_delay=5)
+    seq = [(0, 85), (2, 85), (4, 70), (6, 85), (10, 85), (11, 85), (12, 70)]
+    assert _feed_timed(rule, table, seq) == ["", "", "", "", "", "H", ""]
+
+
+def test_off_delay_holds_the_alarm_until_the_return_lasted() -> None:
+    rule, table = _rule(h=80, off_delay=5)
+    seq = [(0, 85), (1, 70), (3, 85), (4, 70), (8, 70), (9, 70)]
+    assert _feed_timed(rule, table, seq) == ["H", "H", "H", "H", "H", ""]
+
+
+def test_delays_combine_with_deadband() -> None:
+    rule, table = _rule(hh=90, h=80, deadband=2, on_delay=2, off_delay=2)
+    seq = [(0, 85), (2, 85), (3, 79), (4, 79), (5, 77), (6, 77), (7, 77)]
+    # 79 is inside the deadband (stays H); 77 clears only after the 2 s off-delay.
+    assert _feed_timed(rule, table, seq) == ["", "H", "H", "H", "H", "H", ""]
+
+
+def test_escalation_to_hh_waits_for_the_on_delay() -> None:
+    rule, table = _rule(hh=90, h=80, on_delay=3)
+    seq = [(0, 85), (3, 85), (4, 95), (6, 95), (7, 95)]
+    assert _feed_timed(rule, table, seq) == ["", "H", "H", "H", "HH"]

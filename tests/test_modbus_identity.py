@@ -143,3 +143,21 @@ async def test_firmware_change_after_reconnect_raises_a_security_alarm(
             assert status.condition == "IDENTITY_CHANGED"
     finally:
         await server.stop()
+
+
+async def test_configured_security_rule_owns_the_identity_alarm(running_site: RunningSite) -> None:
+    """With the ``device_identity`` security rule in the site file, the engine declares
+    ``<device>.identity`` once (that rule's) and feeds it the reported identity."""
+    server = MiniModbusServer()
+    server.set_identity(1, {0: "Acme Valves", 1: "AV-300", 2: "3.0.0"})
+    async with server:
+        site = SITE.format(port=server.port) + "rules:\n  device_identity: {}\n"
+        async with running_site(site) as engine:
+            owners = [r for r in engine.rules if any(d.id == "valve.identity" for d in r.alarms())]
+            assert len(owners) == 1
+            assert owners[0] is not engine.identity
+            await wait_for(lambda: engine.alarms.status["valve.identity"].state is AlarmState.UNACK)
+            assert (
+                "firmware_version '2.4.1' → '3.0.0'"
+                in engine.alarms.status["valve.identity"].message
+            )

@@ -206,7 +206,7 @@ async def test_device_disappears_and_comes_back_with_comm_alarm(
             table, alarms = engine.table, engine.alarms
             idx = {pid: table.index[pid] for pid in table.point_ids}
             good_slots = [idx["good.a"], idx["good.b"], idx["good.fast"]]
-            await wait_for(lambda: (table.quality[good_slots] == GOOD).all())
+            await wait_for(lambda: bool((table.quality[good_slots] == GOOD).all()))
             await wait_for(lambda: alarms.status["dead.comm"].state is AlarmState.UNACK)
             await wait_for(lambda: alarms.status["mute.comm"].state is AlarmState.UNACK)
             assert alarms.status["good.comm"].state is AlarmState.NORMAL

@@ -28,7 +28,7 @@ from plantguard_modbus.testserver import MiniModbusServer, UnitImage
 
 pytestmark = pytest.mark.integration
 
-POINTS = [
+POINTS: list[dict[str, Any]] = [
     {"id": "temp", "address": {"register": 0, "type": "int16"}, "scale": 0.1},
     {"id": "total", "address": {"register": 1, "type": "uint32"}},
     {"id": "run", "data_type": "bool", "address": {"function": "coil", "register": 2}},
@@ -187,9 +187,13 @@ async def test_tls_device_refuses_a_gateway_without_certificate(
         options = tls_options(certs, server.port, certfile=None, keyfile=None)
         device = make_device(POINTS)
         driver = make_driver(device, timeout=1, retries=0, **options)
-        with pytest.raises(DriverError):
+
+        async def connect_and_read() -> None:
             await driver.connect()
             await driver.read(device.points)  # TLS 1.3 reports the refusal on first use
+
+        with pytest.raises(DriverError):
+            await connect_and_read()
         await driver.close()
 
 
@@ -214,5 +218,5 @@ def test_connection_settings_are_checked_per_transport() -> None:
         ModbusConnection.model_validate(
             {"transport": "rtu", "serial_port": "/dev/x", "parity": "X"}
         )
-    assert ModbusConnection(transport="tls", host="h", tls={"cafile": "ca.pem"}).tcp_port == 802  # type: ignore[arg-type]
+    assert ModbusConnection(transport="tls", host="h", tls={"cafile": "ca.pem"}).tcp_port == 802
     assert ModbusConnection(host="h").tcp_port == 502

@@ -202,7 +202,7 @@ async def test_device_orders_apply_and_points_override_them() -> None:
 @pytest.mark.parametrize(("byte_order", "word_order"), ORDERS)
 @pytest.mark.parametrize("type_name", sorted(FORMATS))
 def test_encode_matches_the_device_layout(type_name: str, byte_order: str, word_order: str) -> None:
-    address = ModbusAddress(register=0, type=type_name)  # type: ignore[arg-type]
+    address = ModbusAddress.model_validate({"register": 0, "type": type_name})
     value = SAMPLES[type_name]
     words = encode_value(address, value, byte_order=byte_order, word_order=word_order)
     assert words == layout(value, FORMATS[type_name], byte_order, word_order)

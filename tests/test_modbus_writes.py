@@ -4,6 +4,7 @@ write), and the refusals that name the device, the point and the address."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from plantguard_modbus.testserver import MiniModbusServer
 pytestmark = pytest.mark.integration
 
 RW = "read_write"
-POINTS = [
+POINTS: list[dict[str, Any]] = [
     {"id": "valve", "access": RW, "data_type": "bool",
      "address": {"function": "coil", "register": 4}},
     {"id": "setpoint", "access": RW, "scale": 0.1, "address": {"register": 0, "type": "int16"}},

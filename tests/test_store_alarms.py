@@ -59,8 +59,8 @@ def test_migrations_match_schema_and_go_down(tmp_path: Path) -> None:
     store.close()
 
 
-async def test_alarm_lifecycle_is_journalled_and_survives_restart(tmp_path: Path) -> None:
-    db = str(tmp_path / "a.db")
+async def test_alarm_lifecycle_is_journalled_and_survives_restart(store_target: str) -> None:
+    db = store_target
     store = Store(db)
     manager = AlarmManager(store, DEFS)
     heard: list[Transition] = []
@@ -111,8 +111,8 @@ async def test_alarm_lifecycle_is_journalled_and_survives_restart(tmp_path: Path
     store.close()
 
 
-async def test_history_batches_trend_arrays_and_retention(tmp_path: Path) -> None:
-    store = Store(str(tmp_path / "h.db"))
+async def test_history_batches_trend_arrays_and_retention(store_target: str) -> None:
+    store = Store(store_target)
     points = [Point(id="d.a", device_id="d"), Point(id="d.b", device_id="d")]
     keys = store.register_points(points)
     assert store.register_points(points) == keys  # idempotent

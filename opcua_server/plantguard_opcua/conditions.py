@@ -145,9 +145,10 @@ class ConditionPublisher:
             ua.QualifiedName(nodeids.ALARMS_FOLDER, self.ns),
         )
         # The device is an event notifier below the Server object.
+        subscribe_to_events = 1 << ua.EventNotifier.SubscribeToEvents  # the enum is a bit index
         await server.write_attribute_value(
             device_node,
-            ua.DataValue(ua.Variant(ua.EventNotifier.SubscribeToEvents, ua.VariantType.Byte)),
+            ua.DataValue(ua.Variant(subscribe_to_events, ua.VariantType.Byte)),
             AttributeIds.EventNotifier,
         )
         await server.get_node(server_node).add_reference(device_node, ObjectIds.HasNotifier)

@@ -124,7 +124,11 @@ def apply_action(
     alarm = status.alarm_id
     state = status.state
     base = replace(status, changed=now, last_user=user, comment=comment or status.comment)
-    if status.out_of_service and action not in (Action.RETURN_TO_SERVICE, Action.COMMENT):
+    if status.out_of_service and action not in (
+        Action.RETURN_TO_SERVICE,
+        Action.REMOVE_FROM_SERVICE,
+        Action.COMMENT,
+    ):
         raise errors.AlarmDisabled(f"alarm {alarm!r} is out of service")
     if action is Action.ACKNOWLEDGE:
         after = {_S.UNACK: _S.ACKED, _S.RTN_UNACK: _S.NORMAL, _S.LATCHED_UNACK: _S.LATCHED}

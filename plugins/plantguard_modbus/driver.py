@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 _TRANSPORT_ERRORS = (ModbusException, OSError, TimeoutError)
 #: Timeouts in a row (each after the client's own retries) that mean "device gone".
 _SILENT_LIMIT = 2
+#: Point sequences remembered by identity (poll groups; one-off reads beyond are keyed by ids).
+_SEEN_LIMIT = 64
 _READ_CALLS = {
     "coil": "read_coils",
     "discrete_input": "read_discrete_inputs",
@@ -80,6 +82,7 @@ class ModbusDriver(DeviceDriver):
         self._client: Any = None
         self._lock = asyncio.Lock()
         self._plans: dict[tuple[str, ...], ReadPlan] = {}
+        self._seen: dict[int, tuple[Sequence[Point], ReadPlan]] = {}
         self._failing: set[tuple[int, str, int, int]] = set()
         self._silent = 0
         self._identify_supported = connection.identify
@@ -228,15 +231,16 @@ class ModbusDriver(DeviceDriver):
                 block, plan, index, f"a malformed response ({got} of {block.count} values)"
             )
             return Quality.BAD_COMMUNICATION_ERROR
-        base = plan.bases[index]
+        base, count = plan.bases[index], block.count
         if block.is_bits:
-            bits[base : base + block.count] = np.asarray(data[: block.count], dtype=np.uint8)
+            bits[base : base + count] = np.asarray(data[:count], dtype=np.uint8)
         else:
-            words[base : base + block.count] = np.asarray(data[: block.count], dtype=np.uint16)
-        key = (block.unit, block.function, block.start, block.count)
-        if key in self._failing:
-            self._failing.discard(key)
-            log.info("modbus device %s: %s readable again", self.device.id, _describe(block))
+            words[base : base + count] = np.fromiter(data, np.uint16, count)
+        if self._failing:
+            key = (block.unit, block.function, block.start, count)
+            if key in self._failing:
+                self._failing.discard(key)
+                log.info("modbus device %s: %s readable again", self.device.id, _describe(block))
         return 0
 
     def _report_block_failure(self, block: Block, plan: ReadPlan, index: int, reason: str) -> None:
@@ -255,11 +259,19 @@ class ModbusDriver(DeviceDriver):
         )
 
     def _plan_for(self, points: Sequence[Point]) -> ReadPlan:
+        # The engine passes the same tuple every poll: recognise it by identity
+        # before paying for a key of 10,000 ids (the entry keeps the tuple alive,
+        # so its id cannot be reused by another object).
+        seen = self._seen.get(id(points))
+        if seen is not None and seen[0] is points:
+            return seen[1]
         ids = tuple(p.id for p in points)
         plan = self._plans.get(ids)
         if plan is None:
             plan = build_plan(points, self.addresses, self.connection)
             self._plans[ids] = plan
+        if len(self._seen) < _SEEN_LIMIT:
+            self._seen[id(points)] = (points, plan)
         return plan
 
     # --- writes -----------------------------------------------------------------------

@@ -81,24 +81,28 @@ async def pymodbus_server(
         [SimData(0, values=[int(v) for v in image.input[:size]], datatype=DataType.REGISTERS)],
     )
     device = SimDevice(id=unit, simdata=simdata)
-    ident = ModbusDeviceIdentification(info_name=dict(identity)) if identity else None
+    ident = (
+        ModbusDeviceIdentification(info_name=dict(identity))  # type: ignore[no-untyped-call]
+        if identity
+        else None
+    )
     server: ModbusTcpServer
     if ssl_context is not None:
         server = ModbusTlsServer(
             [device], address=("127.0.0.1", 0), sslctx=ssl_context, identity=ident
         )
     else:
-        server = ModbusTcpServer(
-            [device], address=("127.0.0.1", 0), framer=framer, identity=ident
-        )
+        server = ModbusTcpServer([device], address=("127.0.0.1", 0), framer=framer, identity=ident)
     await server.serve_forever(background=True)
     try:
-        yield int(server.transport.sockets[0].getsockname()[1])
+        sockets: Sequence[Any] = getattr(server.transport, "sockets", None) or []
+        yield int(sockets[0].getsockname()[1])
     finally:
         await server.shutdown()  # type: ignore[no-untyped-call]
         if identity:
+            blank = dict.fromkeys(identity, "")
             server.control.Identity.update(
-                ModbusDeviceIdentification(info_name=dict.fromkeys(identity, ""))
+                ModbusDeviceIdentification(info_name=blank)  # type: ignore[no-untyped-call]
             )
 
 

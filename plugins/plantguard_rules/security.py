@@ -73,7 +73,7 @@ class _NoPointSettings(BaseModel):
 class _Alarm:
     definition: AlarmDefinition
     active: bool | None = None
-    until: float = float("inf")
+    condition: str = ""
 
 
 @dataclass(slots=True)
@@ -110,11 +110,13 @@ class _Alarms:
         value: float = 0.0,
     ) -> Finding | None:
         alarm = self.items[alarm_id]
-        if alarm.active == active:
+        condition = condition if active else ""
+        if alarm.active == active and alarm.condition == condition:
             return None
         alarm.active = active
+        alarm.condition = condition
         severity = int(alarm.definition.priority) if active else 0
-        return Finding(alarm_id, active, condition if active else "", severity, message, value, now)
+        return Finding(alarm_id, active, condition, severity, message, value, now)
 
 
 def _keep(findings: Iterable[Finding | None]) -> list[Finding]:

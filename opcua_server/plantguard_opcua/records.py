@@ -1,0 +1,416 @@
+"""Maintenance and statistics in the address space, and the RecordMaintenance method.
+
+Per device, beside its properties and points::
+
+    <device>/Maintenance          NextDue, LastDone, Overdue, DueSoon, PlansDue
+    <device>/Maintenance/<plan>   State, DueAt, Remaining, Unit, Title
+    <device>/Statistics           OnlineRate, Availability, Outages, MTBF_h, MTTR_h, Alarms
+    <device>.RecordMaintenance    (PlanId, WorkDone, Result, Passed, CertificateNumber,
+                                   Performer) → RecordId
+and per site ``<site>/Maintenance`` (Overdue, DueSoon) and ``<site>/Statistics``
+(Devices, OnlineRate, Alarms).  Statistics cover the last 30 days.
+
+The values are computed by :mod:`plantguard.records` — the same functions the CLI
+uses — and refreshed every minute and right after a record is added.  Recording
+needs the operator role; the record's performer is the given name or, if empty,
+the calling session's user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import math
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from asyncua import ua
+from asyncua.common.node import Node
+from asyncua.server.server import Server
+from asyncua.ua.object_ids import ObjectIds
+from asyncua.ua.status_codes import StatusCodes
+
+from plantguard.auth import Role
+from plantguard.model import Device, Site
+from plantguard.records.due import DueState, PlanStatus
+from plantguard.records.models import MaintenanceKind, MaintenanceRecord
+from plantguard.records.stats import Statistics, statistics
+from plantguard.records.status import plan_statuses
+from plantguard.store import Store
+from plantguard.store.records import ReferenceError
+
+from . import compat
+from .nodeids import device_path, site_path
+
+__all__ = ["REFRESH_EVERY", "STATISTICS_PERIOD", "RecordsPublisher"]
+
+log = logging.getLogger(__name__)
+
+REFRESH_EVERY = 60.0
+STATISTICS_PERIOD = 30 * 86400.0
+
+_DEVICE_MAINTENANCE = {
+    "NextDue": ua.VariantType.DateTime,
+    "LastDone": ua.VariantType.DateTime,
+    "Overdue": ua.VariantType.Boolean,
+    "DueSoon": ua.VariantType.Boolean,
+    "PlansDue": ua.VariantType.UInt32,
+}
+_PLAN = {
+    "Title": ua.VariantType.String,
+    "State": ua.VariantType.String,
+    "DueAt": ua.VariantType.DateTime,
+    "Remaining": ua.VariantType.Double,
+    "Unit": ua.VariantType.String,
+}
+_DEVICE_STATISTICS = {
+    "OnlineRate": ua.VariantType.Double,
+    "Availability": ua.VariantType.Double,
+    "Outages": ua.VariantType.UInt32,
+    "MTBF_h": ua.VariantType.Double,
+    "MTTR_h": ua.VariantType.Double,
+}
+_SITE_MAINTENANCE = {"Overdue": ua.VariantType.UInt32, "DueSoon": ua.VariantType.UInt32}
+_SITE_STATISTICS = {
+    "Devices": ua.VariantType.UInt32,
+    "OnlineRate": ua.VariantType.Double,
+    "Alarms": ua.VariantType.UInt32,
+}
+_RECORD_INPUTS = (
+    ("PlanId", "plan this work fulfils; empty for unplanned work"),
+    ("WorkDone", "what was done"),
+    ("Result", "completed, partial or not_done (empty: completed)"),
+    ("Passed", "inspection verdict: true, false or empty"),
+    ("CertificateNumber", "certificate of an inspection or calibration"),
+    ("Performer", "who did the work (empty: the calling user)"),
+)
+
+
+class _MethodError(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(slots=True)
+class _DeviceNodes:
+    device: Device
+    node_id: str
+    maintenance: dict[str, ua.NodeId]
+    statistics: dict[str, ua.NodeId]
+    plans: dict[str, dict[str, ua.NodeId]]
+
+
+def _nid(identifier: str, ns: int) -> ua.NodeId:
+    return ua.NodeId(ua.String(identifier), ua.Int16(ns), ua.NodeIdType.String)
+
+
+_STRING = ua.NodeId(ua.Int32(ObjectIds.String))
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    return value.astimezone(dt.UTC).replace(tzinfo=None) if value else None
+
+
+def _number(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
+
+
+class RecordsPublisher:
+    """Builds the Maintenance and Statistics nodes and keeps them current."""
+
+    def __init__(
+        self,
+        server: Server,
+        ns: int,
+        site: Site,
+        store: Store,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._server = server
+        self._ns = ns
+        self._site = site
+        self._store = store
+        self._clock = clock
+        self._devices: dict[str, _DeviceNodes] = {}
+        self._site_nodes: dict[str, ua.NodeId] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def build(self) -> None:
+        ns = self._ns
+        site_id = site_path(self._site)
+        site_node = self._server.get_node(_nid(site_id, ns))
+        self._site_nodes.update(
+            await self._variables(
+                site_node, f"{site_id}/Maintenance", "Maintenance", _SITE_MAINTENANCE
+            )
+        )
+        self._site_nodes.update(
+            {
+                f"Statistics.{k}": v
+                for k, v in (
+                    await self._variables(
+                        site_node, f"{site_id}/Statistics", "Statistics", _SITE_STATISTICS
+                    )
+                ).items()
+            }
+        )
+        plans = self._store.records.plans()
+        for area in self._site.areas:
+            for device in area.devices:
+                path = device_path(self._site, area, device)
+                node = self._server.get_node(_nid(path, ns))
+                maintenance = await self._variables(
+                    node, f"{path}/Maintenance", "Maintenance", _DEVICE_MAINTENANCE
+                )
+                folder = self._server.get_node(_nid(f"{path}/Maintenance", ns))
+                plan_nodes = {}
+                for plan in (p for p in plans if p.device_id == device.id and p.active):
+                    plan_nodes[plan.id] = await self._variables(
+                        folder, f"{path}/Maintenance/{plan.id}", plan.id, _PLAN
+                    )
+                stats = await self._variables(
+                    node, f"{path}/Statistics", "Statistics", _DEVICE_STATISTICS
+                )
+                await self._method(node, path, device)
+                self._devices[device.id] = _DeviceNodes(
+                    device, path, maintenance, stats, plan_nodes
+                )
+        await self.refresh()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="opcua records refresh")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_EVERY)
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("refreshing maintenance and statistics nodes failed")
+
+    # --- building -------------------------------------------------------------------------
+
+    async def _variables(
+        self, parent: Node, path: str, name: str, variables: dict[str, ua.VariantType]
+    ) -> dict[str, ua.NodeId]:
+        obj = await parent.add_object(_nid(path, self._ns), ua.QualifiedName(name, self._ns))
+        out = {}
+        for var_name, vtype in variables.items():
+            node_id = _nid(f"{path}#{var_name}", self._ns)
+            initial = (
+                ua.Variant(None, vtype)
+                if vtype is ua.VariantType.DateTime
+                else ua.Variant(_zero(vtype), vtype)
+            )
+            await obj.add_variable(node_id, ua.QualifiedName(var_name, self._ns), initial)
+            out[var_name] = node_id
+        return out
+
+    async def _method(self, node: Node, path: str, device: Device) -> None:
+        inputs = [
+            ua.Argument(Name=name, DataType=_STRING, ValueRank=-1,
+                        Description=ua.LocalizedText(help_text))
+            for name, help_text in _RECORD_INPUTS
+        ]  # fmt: skip
+        outputs = [ua.Argument(Name="RecordId", DataType=_STRING, ValueRank=-1)]
+
+        async def record(parent: ua.NodeId, *args: ua.Variant) -> list[ua.Variant] | ua.StatusCode:
+            try:
+                record_id = await self.record_maintenance(device.id, [_text(a) for a in args])
+            except _MethodError as exc:
+                log.info("RecordMaintenance on %s refused: %s", device.id, exc)
+                return ua.StatusCode(
+                    ua.UInt32(exc.code)
+                )  # asyncua answers a returned code as the result
+            return [ua.Variant(record_id, ua.VariantType.String)]
+
+        await node.add_method(
+            _nid(f"{path}.RecordMaintenance", self._ns),
+            ua.QualifiedName("RecordMaintenance", self._ns),
+            record,
+            inputs,
+            outputs,
+        )
+
+    # --- the method -----------------------------------------------------------------------
+
+    async def record_maintenance(self, device_id: str, args: Sequence[str]) -> str:
+        """Validate, store and publish one record; raise _MethodError with a status code."""
+        principal = compat.calling_principal()
+        if not principal.may(Role.OPERATOR):
+            raise _MethodError(
+                StatusCodes.BadUserAccessDenied,
+                f"{principal.name or 'anonymous'} may not record maintenance",
+            )
+        if len(args) != len(_RECORD_INPUTS):
+            raise _MethodError(
+                StatusCodes.BadArgumentsMissing, "RecordMaintenance takes 6 arguments"
+            )
+        plan_id, work, result, passed, certificate, performer = (a.strip() for a in args)
+        plan = next((p for p in self._store.records.plans(device_id) if p.id == plan_id), None)
+        if plan_id and plan is None:
+            raise _MethodError(
+                StatusCodes.BadInvalidArgument, f"no plan {plan_id!r} for {device_id}"
+            )
+        verdict = {"": None, "true": True, "false": False}.get(passed.lower(), "bad")
+        if verdict == "bad":
+            raise _MethodError(
+                StatusCodes.BadInvalidArgument,
+                f"Passed must be true, false or empty, not {passed!r}",
+            )
+        try:
+            record = MaintenanceRecord(
+                id=f"r-{uuid.uuid4().hex[:12]}",
+                device_id=device_id,
+                plan_id=plan_id or None,
+                kind=plan.kind if plan else MaintenanceKind.MAINTENANCE,
+                performed_at=dt.datetime.fromtimestamp(self._clock(), dt.UTC),
+                performer=performer or principal.name,
+                work_done=work,
+                result=result or "completed",
+                passed=verdict,
+                certificate_number=certificate,
+            )
+            await asyncio.to_thread(self._store.records.add_records, [record])
+        except (ValueError, ReferenceError) as exc:
+            raise _MethodError(StatusCodes.BadInvalidArgument, str(exc)) from exc
+        log.info("maintenance %s recorded on %s by %s", record.id, device_id, principal.name)
+        await self.refresh()
+        return record.id
+
+    # --- refreshing -----------------------------------------------------------------------
+
+    async def refresh(self) -> None:
+        async with self._lock:
+            now = self._clock()
+            statuses, stats = await asyncio.to_thread(self._compute, now)
+            await self._write_all(statuses, stats)
+
+    def _compute(self, now: float) -> tuple[dict[str, PlanStatus], Statistics]:
+        return plan_statuses(self._store, now), statistics(
+            self._store, now - STATISTICS_PERIOD, now
+        )
+
+    async def _write_all(self, statuses: dict[str, PlanStatus], stats: Statistics) -> None:
+        writes: list[tuple[ua.NodeId, ua.Variant]] = []
+        by_device: dict[str, list[PlanStatus]] = {}
+        for status in statuses.values():
+            by_device.setdefault(status.plan.device_id, []).append(status)
+        availability = {a.device_id: a for a in stats.availability}
+        for device_id, nodes in self._devices.items():
+            mine = by_device.get(device_id, [])
+            due_times = [s.due_at for s in mine if s.due_at is not None]
+            done_times = [s.last_done for s in mine if s.last_done is not None]
+            m = nodes.maintenance
+            writes += [
+                (
+                    m["NextDue"],
+                    ua.Variant(
+                        _utc(min(due_times)) if due_times else None, ua.VariantType.DateTime
+                    ),
+                ),
+                (
+                    m["LastDone"],
+                    ua.Variant(
+                        _utc(max(done_times)) if done_times else None, ua.VariantType.DateTime
+                    ),
+                ),
+                (
+                    m["Overdue"],
+                    ua.Variant(
+                        any(s.state is DueState.OVERDUE for s in mine), ua.VariantType.Boolean
+                    ),
+                ),
+                (
+                    m["DueSoon"],
+                    ua.Variant(
+                        any(s.state is DueState.DUE_SOON for s in mine), ua.VariantType.Boolean
+                    ),
+                ),
+                (m["PlansDue"], ua.Variant(sum(s.is_due for s in mine), ua.VariantType.UInt32)),
+            ]
+            for status in mine:
+                plan_nodes = nodes.plans.get(status.plan.id)
+                if plan_nodes is None:
+                    continue  # plan added after start: shown after the next restart
+                writes += [
+                    (plan_nodes["Title"], ua.Variant(status.plan.title, ua.VariantType.String)),
+                    (plan_nodes["State"], ua.Variant(status.state.value, ua.VariantType.String)),
+                    (plan_nodes["DueAt"], ua.Variant(_utc(status.due_at), ua.VariantType.DateTime)),
+                    (
+                        plan_nodes["Remaining"],
+                        ua.Variant(_number(status.remaining), ua.VariantType.Double),
+                    ),
+                    (
+                        plan_nodes["Unit"],
+                        ua.Variant(status.plan.trigger.unit, ua.VariantType.String),
+                    ),
+                ]
+            a = availability.get(device_id)
+            if a is not None:
+                s = nodes.statistics
+                writes += [
+                    (s["OnlineRate"], ua.Variant(a.online_rate, ua.VariantType.Double)),
+                    (s["Availability"], ua.Variant(_number(a.availability), ua.VariantType.Double)),
+                    (s["Outages"], ua.Variant(a.outages, ua.VariantType.UInt32)),
+                    (s["MTBF_h"], ua.Variant(_number(a.mtbf_h), ua.VariantType.Double)),
+                    (s["MTTR_h"], ua.Variant(_number(a.mttr_h), ua.VariantType.Double)),
+                ]
+        site = self._site_nodes
+        rates = [a.online_rate for a in stats.availability if a.device_id in self._devices]
+        writes += [
+            (
+                site["Overdue"],
+                ua.Variant(
+                    sum(s.state is DueState.OVERDUE for s in statuses.values()),
+                    ua.VariantType.UInt32,
+                ),
+            ),
+            (
+                site["DueSoon"],
+                ua.Variant(
+                    sum(s.state is DueState.DUE_SOON for s in statuses.values()),
+                    ua.VariantType.UInt32,
+                ),
+            ),
+            (site["Statistics.Devices"], ua.Variant(len(self._devices), ua.VariantType.UInt32)),
+            (
+                site["Statistics.OnlineRate"],
+                ua.Variant(sum(rates) / len(rates) if rates else math.nan, ua.VariantType.Double),
+            ),
+            (
+                site["Statistics.Alarms"],
+                ua.Variant(sum(stats.alarms_by_priority.values()), ua.VariantType.UInt32),
+            ),
+        ]
+        for node_id, variant in writes:
+            await self._server.write_attribute_value(node_id, ua.DataValue(variant))
+
+
+def _zero(vtype: ua.VariantType) -> Any:
+    if vtype is ua.VariantType.Boolean:
+        return False
+    if vtype is ua.VariantType.String:
+        return ""
+    if vtype is ua.VariantType.Double:
+        return math.nan
+    return 0
+
+
+def _text(arg: Any) -> str:
+    value = arg.Value if isinstance(arg, ua.Variant) else arg
+    return "" if value is None else str(value)
