@@ -8,7 +8,7 @@ PACKAGES := -p plantguard -p plantguard_opcua -p plantguard_modbus -p plantguard
 DEMO_ARGS ?=
 BENCHDATA ?= ../shared/benchdata
 
-.PHONY: venv demo test lint typecheck pytest interop bench bench-modbus bench-detect bench-rules clean
+.PHONY: venv demo test lint typecheck pytest interop test-ha bench bench-modbus bench-detect bench-rules clean
 
 venv: $(VENV)/.installed
 
@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	$(BIN)/plantguard demo $(DEMO_ARGS)
 
-test: lint typecheck pytest interop
+test: lint typecheck pytest interop test-ha
 
 lint: venv
 	$(BIN)/ruff check .
@@ -51,5 +51,27 @@ bench-rules: venv
 	$(BIN)/python bench/rules_bench.py
 	$(BIN)/python bench/prediction_bench.py
 
+# Home Assistant integration: its own Python 3.13 environment (.venv-ha), installed with
+# Home Assistant's own pins as constraints (taken from the HA wheel once, cached in the venv).
+# Its tests run against a real gateway started from .venv, hence the dependency on venv.
+PYTHON_HA ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) python3.13)
+VENV_HA := .venv-ha
+HA_DIR := integrations/homeassistant
+HA_VERSION := $(shell sed -n 's/^homeassistant==//p' $(HA_DIR)/requirements-test.txt)
+
+$(VENV_HA)/.installed: $(HA_DIR)/requirements-test.txt
+	$(PYTHON_HA) -m venv $(VENV_HA)
+	$(VENV_HA)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV_HA)/bin/python -m pip download --quiet --no-deps homeassistant==$(HA_VERSION) -d $(VENV_HA)/wheels
+	$(VENV_HA)/bin/python -c "import sys, zipfile; \
+	  sys.stdout.write(zipfile.ZipFile(sys.argv[1]).read('homeassistant/package_constraints.txt').decode())" \
+	  $(VENV_HA)/wheels/homeassistant-$(HA_VERSION)-py3-none-any.whl > $(VENV_HA)/ha-constraints.txt
+	$(VENV_HA)/bin/python -m pip install --quiet -c $(VENV_HA)/ha-constraints.txt -r $(HA_DIR)/requirements-test.txt
+	touch $@
+
+test-ha: venv $(VENV_HA)/.installed
+	cd $(HA_DIR) && ../../$(VENV_HA)/bin/ruff check . && ../../$(VENV_HA)/bin/ruff format --check .
+	cd $(HA_DIR) && ../../$(VENV_HA)/bin/pytest -q --cov=custom_components.plantguard --cov-report=term-missing --cov-fail-under=95
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info plantguard-demo.db*
+	rm -rf $(VENV) $(VENV_HA) .mypy_cache .ruff_cache .pytest_cache *.egg-info plantguard-demo.db*

@@ -66,7 +66,7 @@ def build(n: int, groups: int, workdir: Path) -> tuple[ValueTable, dict[str, Rul
                 for p in points
             ],
         ),
-        "rate": RateRule(table, [(p, RateConfig(rise=30, fall=30, window=5)) for p in points]),
+        "rate": RateRule(table, [(p, RateConfig(rise=120, fall=120, window=5)) for p in points]),
         "stuck": StuckRule(table, [(p, StuckConfig(duration=600, tolerance=1e-6)) for p in points]),
         "stale": StaleRule(table, [(p, StaleConfig(max_age=30)) for p in points]),
         "range": RangeRule(table, [(p, RangeConfig(margin=0.02)) for p in points]),

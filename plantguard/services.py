@@ -40,8 +40,9 @@ class EngineView(Protocol):
     def alarms(self) -> AlarmManager: ...
 
     @property
-    def store(self) -> Store:
-        """The gateway's store (device records, history), for services that publish them."""
+    def store(self) -> Store | None:
+        """The gateway's store (device records, history) for services that publish them;
+        None only for test doubles that run a service without one."""
         ...
 
     def on_values(self, listener: ValuesListener) -> Callable[[], None]:

@@ -171,3 +171,19 @@ def test_cli_list_ack_shelve_journal_kpi(
     code, out, _ = run(capsys, "alarms", "kpi", "--db", db, "--since", "1h")
     assert "alarms per 10 min" in out
     assert "t.level.limit" in out
+
+
+def test_cli_users_add_list_remove(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = str(tmp_path / "users.db")
+    monkeypatch.setenv("PLANTGUARD_PASSWORD", "s3cret")
+    assert run(capsys, "users", "add", "li", "--role", "engineer", "--db", db)[0] == 0
+    assert run(capsys, "users", "list", "--db", db)[1].split() == ["li", "engineer"]
+    store = Store(db)
+    principal = authenticate(store.users, "li", "s3cret")
+    store.close()
+    assert principal is not None
+    assert principal.role is Role.ENGINEER
+    assert run(capsys, "users", "remove", "li", "--db", db)[0] == 0
+    assert run(capsys, "users", "remove", "li", "--db", db)[0] == 1

@@ -134,6 +134,10 @@ class FakeEngine:
     def alarms(self) -> AlarmManager:
         return self._alarms
 
+    @property
+    def store(self) -> None:
+        return None  # maintenance and statistics nodes are tested in test_opcua_records.py
+
     def on_values(self, listener: ValuesListener) -> Callable[[], None]:
         self.listeners.append(listener)
         return lambda: self.listeners.remove(listener)

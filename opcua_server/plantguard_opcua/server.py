@@ -24,6 +24,7 @@ from .methods import link_methods
 from .nodeids import NAMESPACE_URI
 from .options import OpcUaOptions
 from .publisher import ValuePublisher
+from .records import RecordsPublisher
 from .security import configure_security
 
 __all__ = ["OpcUaService"]
@@ -53,6 +54,8 @@ class OpcUaService(Service):
         self._unsubscribe: list[Callable[[], None]] = []
         #: The alarm conditions (after start).
         self.conditions: ConditionPublisher | None = None
+        #: Maintenance and statistics nodes and RecordMaintenance (after start, with a store).
+        self.records: RecordsPublisher | None = None
 
     @property
     def server(self) -> Server | None:
@@ -84,7 +87,12 @@ class OpcUaService(Service):
             self.build_seconds = time.perf_counter() - began
             publisher = ValuePublisher(server, engine.table, targets)
             await publisher.publish_all()
+            if engine.store is not None:
+                self.records = RecordsPublisher(server, ns, engine.site, engine.store)
+                await self.records.build()
             await server.start()
+            if self.records is not None:
+                await self.records.start()
         except BaseException:
             await self._shutdown()
             raise
@@ -103,6 +111,9 @@ class OpcUaService(Service):
         )
 
     async def stop(self) -> None:
+        if self.records is not None:
+            await self.records.stop()
+            self.records = None
         while self._unsubscribe:
             self._unsubscribe.pop()()
         try:

@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import signal
 
+from plantguard_sim import demo_records
+
 from ..auth import DEMO_USERS, ensure_users
 from ..config import LoadedSite, load_site, parse_site
 from ..console import Console
@@ -63,6 +65,7 @@ def serve(
     store = Store(db)
     if demo:  # the demo's users viewer, operator, engineer (password = name); `run` has none
         ensure_users(store.users, DEMO_USERS)
+        demo_records.seed(store, loaded.site)
     try:
         return asyncio.run(_serve(loaded, host, store, duration, quiet=quiet, demo=demo))
     finally:

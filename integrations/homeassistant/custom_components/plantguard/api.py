@@ -29,7 +29,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from asyncua import Client, Node, ua
@@ -105,6 +105,9 @@ _CONDITION_FIELDS: Final = (
     "ClientUserId",
 )
 
+#: Variables of a maintenance plan object (``<device>/Maintenance/<plan>#<name>``).
+_PLAN_FIELDS: Final = ("Title", "State", "DueAt", "Remaining", "Unit")
+
 #: ShelvedStateMachineType states (Part 9) → PlantGuard's shelving names.
 _SHELVING: Final = {
     ua.ObjectIds.ShelvedStateMachineType_TimedShelved: "timed",
@@ -177,6 +180,11 @@ def _text(value: Any) -> str:
     if isinstance(value, ua.LocalizedText):
         return value.Text or ""
     return "" if value is None else str(value)
+
+
+def _aware(value: datetime) -> datetime:
+    """OPC UA DateTimes are UTC; asyncua hands some out without a zone."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _point_value(data_value: ua.DataValue) -> PointValue:
@@ -509,44 +517,45 @@ class GatewayClient:
         return Snapshot(points=points, alarms=alarms)
 
     async def read_maintenance(self, model: GatewayModel) -> list[MaintenancePlanInfo]:
-        """Maintenance plans of every device (``<device>/Maintenance/<plan>``), if served.
+        """Maintenance and inspection plans of every device, with their due state.
 
-        Gateways without the Maintenance nodes answer BadNodeIdUnknown for the
-        folders; they then simply have no plans.
+        The gateway serves ``<device>/Maintenance/<plan>`` objects (State, DueAt,
+        Remaining, Unit, Title).  A gateway without them answers BadNodeIdUnknown
+        for the folders; it then simply has no plans.
         """
         try:
             folders = await self._children([f"{d.key}/Maintenance" for d in model.devices])
-        except ua.uaerrors.BadNodeIdUnknown:
-            return []
+            plans: list[tuple[str, str, str]] = [
+                (device.key, str(ref.NodeId.Identifier), ref.BrowseName.Name)
+                for device, refs in zip(model.devices, folders, strict=True)
+                for ref in refs
+                if ref.NodeClass == ua.NodeClass.Object
+            ]
+            values = await self._read(
+                [f"{plan}#{name}" for _, plan, _ in plans for name in _PLAN_FIELDS],
+                ua.AttributeIds.Value,
+            )
         except (OSError, TimeoutError, ua.UaError) as err:
             raise CannotConnect(str(err)) from err
-        plans: list[tuple[str, str]] = [
-            (device.key, str(ref.NodeId.Identifier))
-            for device, refs in zip(model.devices, folders, strict=True)
-            for ref in refs
-            if ref.NodeClass == ua.NodeClass.Object
-        ]
-        names = ("Title", "Kind", "State", "NextDue", "LastDone")
-        values = await self._read(
-            [f"{plan}#{name}" for _, plan in plans for name in names], ua.AttributeIds.Value
-        )
         out = []
-        for i, (device, plan) in enumerate(plans):
+        count = len(_PLAN_FIELDS)
+        for i, (device, plan, plan_id) in enumerate(plans):
             got = {
                 name: dv.Value.Value if dv.Value is not None and dv.StatusCode.is_good() else None
-                for name, dv in zip(names, values[i * 5 : (i + 1) * 5], strict=True)
+                for name, dv in zip(_PLAN_FIELDS, values[i * count : (i + 1) * count], strict=True)
             }
-            due, done = got["NextDue"], got["LastDone"]
+            due = got["DueAt"]
+            remaining = got["Remaining"]
             out.append(
                 MaintenancePlanInfo(
                     key=plan,
                     device_key=device,
-                    plan_id=plan.rsplit("/", 1)[-1],
-                    title=_text(got["Title"]) or plan.rsplit("/", 1)[-1],
-                    kind=_text(got["Kind"]),
+                    plan_id=plan_id,
+                    title=_text(got["Title"]) or plan_id,
                     state=_text(got["State"]),
-                    due=due if isinstance(due, datetime) else None,
-                    last_done=done if isinstance(done, datetime) else None,
+                    due=_aware(due) if isinstance(due, datetime) else None,
+                    remaining=float(remaining) if isinstance(remaining, int | float) else None,
+                    unit=_text(got["Unit"]),
                 )
             )
         return out
@@ -663,14 +672,20 @@ class GatewayClient:
         await self._call(f"{alarm.key}.ShelvingState", _UNSHELVE)
 
     async def record_maintenance(
-        self, device: DeviceInfo, plan_id: str, summary: str, performed_by: str, result: str
+        self, device: DeviceInfo, plan_id: str, work_done: str, performer: str, result: str
     ) -> None:
-        """Call the device's ``RecordMaintenance(PlanId, Summary, PerformedBy, Result)``."""
+        """Call the device's ``RecordMaintenance``.
+
+        Arguments, all strings: PlanId, WorkDone, Result, Passed,
+        CertificateNumber, Performer.  The gateway checks the session's role
+        (operator and above) and journals the record.
+        """
         strings = [
             ua.Variant(text, ua.VariantType.String)
-            for text in (plan_id, summary, performed_by, result)
+            for text in (plan_id, work_done, result, "", "", performer)
         ]
-        await self._call(device.key, ua.NodeId(f"{device.key}#RecordMaintenance", self._ns), *strings)
+        method = ua.NodeId(f"{device.key}.RecordMaintenance", self._ns, ua.NodeIdType.String)
+        await self._call(device.key, method, *strings)
 
 
 class _Handler:

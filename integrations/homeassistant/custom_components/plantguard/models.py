@@ -87,10 +87,10 @@ class MaintenancePlanInfo:
     device_key: str
     plan_id: str
     title: str
-    kind: str
     state: str  # "ok", "due_soon", "overdue", "idle"
     due: datetime | None
-    last_done: datetime | None
+    remaining: float | None  # in ``unit``; negative when overdue
+    unit: str  # "d", "h", "" (counts)
 
 
 @dataclass(frozen=True, slots=True)

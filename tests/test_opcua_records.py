@@ -1,0 +1,97 @@
+"""Maintenance and Statistics nodes and RecordMaintenance, through a real engine,
+a real OPC UA server and an asyncua client."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from asyncua import Client, ua
+
+from plantguard.auth import DEMO_USERS, ensure_users
+from plantguard.records.models import DeviceRecord, MaintenancePlan
+from plantguard.store import Store
+from plantguard.testing import RunningSite, free_tcp_port
+
+
+def _site(sim: int, opcua: int) -> str:
+    return f"""
+id: plant
+poll_groups: {{default: {{interval: 0.2}}}}
+services:
+  sim: {{port: {sim}, scenario: none}}
+  opcua: {{port: {opcua}}}
+areas:
+  - id: yard
+    devices:
+      - id: tank1
+        driver: modbus
+        connection: {{host: 127.0.0.1, port: {sim}, unit: 2}}
+        points:
+          - {{id: level, address: {{register: 0}}}}
+"""
+
+
+def _seed(db: str) -> None:
+    store = Store(db)
+    store.records.upsert_devices([DeviceRecord(id="tank1")], user="test")
+    store.records.upsert_plans(
+        [
+            MaintenancePlan(id="tank1-insp", device_id="tank1", kind="inspection", title="Wall thickness",
+                            trigger="calendar", interval=365, lead=30, start=dt.date(2020, 1, 1)),
+        ]
+    )  # fmt: skip
+    ensure_users(store.users, DEMO_USERS)
+    store.close()
+
+
+async def _read(client: Client, ns: int, identifier: str) -> object:
+    return await client.get_node(ua.NodeId(identifier, ns)).read_value()
+
+
+async def test_maintenance_nodes_and_record_maintenance(running_site: RunningSite, tmp_path: Path) -> None:
+    db = str(tmp_path / "r.db")
+    _seed(db)
+    sim, opcua = free_tcp_port(), free_tcp_port()
+    async with running_site(_site(sim, opcua), db=db) as engine:
+        endpoint = f"opc.tcp://127.0.0.1:{opcua}/plantguard"
+        device = "plant/yard/tank1"
+        async with Client(endpoint) as client:
+            ns = await client.get_namespace_index("urn:plantguard")
+            assert await _read(client, ns, f"{device}/Maintenance#Overdue") is True
+            assert await _read(client, ns, f"{device}/Maintenance#PlansDue") == 1
+            assert await _read(client, ns, f"{device}/Maintenance/tank1-insp#State") == "overdue"
+            assert await _read(client, ns, f"{device}/Maintenance#NextDue") == dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+            assert await _read(client, ns, "plant/Maintenance#Overdue") == 1
+            assert await _read(client, ns, "plant/Statistics#Devices") == 1
+            # Anonymous sessions may read, not record.
+            method = client.get_node(ua.NodeId(f"{device}.RecordMaintenance", ns))
+            node = client.get_node(ua.NodeId(device, ns))
+            try:
+                await node.call_method(method, "tank1-insp", "UT gauge", "", "true", "C-1", "")
+                raise AssertionError("anonymous RecordMaintenance was accepted")
+            except ua.UaStatusCodeError as exc:
+                assert exc.code == ua.StatusCodes.BadUserAccessDenied
+
+        client = Client(endpoint)
+        client.set_user("operator")
+        client.set_password("operator")
+        async with client:
+            ns = await client.get_namespace_index("urn:plantguard")
+            node = client.get_node(ua.NodeId(device, ns))
+            method = client.get_node(ua.NodeId(f"{device}.RecordMaintenance", ns))
+            try:
+                await node.call_method(method, "nope", "", "", "", "", "")
+                raise AssertionError("an unknown plan was accepted")
+            except ua.UaStatusCodeError as exc:
+                assert exc.code == ua.StatusCodes.BadInvalidArgument
+            record_id = await node.call_method(method, "tank1-insp", "UT gauge, 12 points", "", "true", "C-1", "")
+            assert await _read(client, ns, f"{device}/Maintenance#Overdue") is False
+            assert await _read(client, ns, f"{device}/Maintenance/tank1-insp#State") == "ok"
+            last_done = await _read(client, ns, f"{device}/Maintenance#LastDone")
+            assert isinstance(last_done, dt.datetime)
+
+        [record] = engine.store.records.records(device_id="tank1")
+        assert record.id == record_id
+        assert (record.performer, record.passed, record.certificate_number) == ("operator", True, "C-1")
+        assert record.kind == "inspection"
