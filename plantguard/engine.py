@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from . import writes
 from .alarms import AlarmManager, Listener, Transition
+from .auth import Principal
 from .comm import core_rules
 from .config import LoadedSite
 from .drivers import DeviceDriver, DriverError
@@ -127,6 +129,7 @@ class Engine:
         self._connection: dict[str, str] = dict.fromkeys(self.drivers, "unknown")
         store.records.record_connection(list(self.drivers), clock(), "unknown")
         self.ready = asyncio.Event()
+        self._stopping = False
 
     # --- EngineView -------------------------------------------------------------------
 
@@ -150,6 +153,35 @@ class Engine:
                 self._listeners.remove(listener)
 
         return unsubscribe
+
+    async def write_point(self, point_id: str, value: float, principal: Principal) -> None:
+        """Write a point on its device, if it is writable and ``principal`` may write.
+
+        The one write path (OPC UA uses it): refusals raise a
+        :class:`~plantguard.writes.WriteError`, a device failure a ``DriverError``;
+        done or refused, the write is traced for the security rules.
+        """
+        index = self._table.index.get(point_id)
+        if index is None:
+            writes.trace(point_id, value, principal, "unknown point")
+            raise writes.UnknownPoint(f"no point {point_id!r}")
+        point = self._site.points[index]
+        if point.access != "read_write":
+            writes.trace(point_id, value, principal, "read-only")
+            raise writes.NotWritable(f"point {point_id!r} is read-only (access: {point.access})")
+        if not principal.may(writes.WRITE_ROLE):
+            writes.trace(point_id, value, principal, "denied")
+            who = principal.name if principal.authenticated else "an anonymous session"
+            raise writes.WriteDenied(
+                f"{who} may not write {point_id!r} ({writes.WRITE_ROLE.label} or above may)"
+            )
+        try:
+            await self.drivers[point.device_id].write(point, value)
+        except DriverError:
+            writes.trace(point_id, value, principal, "device error")
+            raise
+        writes.trace(point_id, value, principal, "written")
+        log.info("%s wrote %r to %s", principal.name, value, point_id)
 
     def _point(self, point_id: str) -> Point:
         return self._site.points[self._table.index[point_id]]
@@ -190,9 +222,8 @@ class Engine:
         writer: asyncio.Task[None] | None,
         started: Sequence[Service],
     ) -> None:
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        self._stopping = True
+        await _cancel(workers)
         # The writer is closed, not cancelled, so its last write completes before we go on.
         self._history.close()
         if writer is not None:
@@ -231,7 +262,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         backoff = _BACKOFF_START
         next_tick = loop.time()
-        while True:
+        while not self._stopping:
             if not job.driver.connected:
                 if not await self._connect(job):
                     await asyncio.sleep(backoff)
@@ -330,3 +361,24 @@ def _sink_listener(name: str, sink: AlarmSink) -> Listener:
                 log.exception("alarm sink %s failed", name)
 
     return deliver
+
+
+async def _cancel(tasks: Sequence[asyncio.Task[None]], rounds: int = 5) -> None:
+    """Cancel ``tasks`` and wait for them, cancelling again any that swallowed it.
+
+    A library that catches ``CancelledError`` deep inside a read (or the
+    ``wait_for`` race of Python 3.11) can leave a task running after one
+    ``cancel()``; shutdown must not hang on it.
+    """
+    pending = {t for t in tasks if not t.done()}
+    for _ in range(rounds):
+        if not pending:
+            break
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=1.0)
+    for task in pending:
+        log.error("task %s did not stop; leaving it behind", task.get_name())
+    for task in tasks:
+        if task.done() and not task.cancelled() and (error := task.exception()) is not None:
+            log.error("task %s had failed: %s", task.get_name(), error)

@@ -17,6 +17,7 @@ import numpy.typing as npt
 from pydantic import BaseModel
 
 from .alarms import AlarmManager
+from .auth import Principal
 from .model import Site
 from .store import Store
 from .table import ValueTable
@@ -44,6 +45,9 @@ class EngineView(Protocol):
         """The gateway's store (device records, history) for services that publish them;
         None only for test doubles that run a service without one."""
         ...
+
+    async def write_point(self, point_id: str, value: float, principal: Principal) -> None:
+        """Write a point through the engine's one write path (role check, trace)."""
 
     def on_values(self, listener: ValuesListener) -> Callable[[], None]:
         """Call ``listener`` after each block of samples is stored in the table;

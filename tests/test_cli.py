@@ -59,7 +59,11 @@ def test_plugins_lists_builtins_with_hooks(capsys: pytest.CaptureFixture[str]) -
         if not line.startswith(" ")
     }
     assert plugins["modbus"] == ("plantguard_register_drivers", "drivertype:modbus")
-    assert plugins["rules"] == ("plantguard_register_rules", "ruletype:limit")
+    hooks, provided = plugins["rules"]
+    assert hooks == "plantguard_register_commands, plantguard_register_rules"
+    assert "ruletype:limit" in provided.split(", ")
+    assert "command:detect" in provided.split(", ")
+    assert plugins["maintenance"] == ("plantguard_register_rules", "ruletype:maintenance")
     assert plugins["sim"] == ("plantguard_register_services", "servicetype:sim")
     assert plugins["opcua"] == ("plantguard_register_services", "servicetype:opcua")
 

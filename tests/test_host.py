@@ -68,7 +68,10 @@ def test_builtins_come_from_the_entry_point_group() -> None:
     assert set(BUILTIN_PLUGINS) <= names
     assert "limit" in host.rules
     rows = {name: (hooks, provided) for name, hooks, provided in host.describe()}
-    assert rows["rules"] == (["plantguard_register_rules"], ["ruletype:limit"])
+    hooks, provided = rows["rules"]
+    assert hooks == ["plantguard_register_commands", "plantguard_register_rules"]
+    assert {"ruletype:limit", "ruletype:multivariate", "command:detect"} <= set(provided)
+    assert rows["maintenance"] == (["plantguard_register_rules"], ["ruletype:maintenance"])
 
 
 def test_environment_restricts_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -76,7 +79,8 @@ def test_environment_restricts_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     host = PluginHost()
     host.load_entry_points()
     host.start()
-    assert list(host.rules) == ["limit"]
+    assert "limit" in host.rules
+    assert "maintenance" not in host.rules  # another plugin, not loaded
     assert host.drivers == {}
     monkeypatch.setenv(ENV_PLUGINS, "rules,nosuch")
     with pytest.raises(PluginError, match="names unknown plugins: nosuch"):

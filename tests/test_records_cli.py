@@ -101,7 +101,7 @@ def test_maintenance_plans_record_due(
     )
     assert out.strip() == "nothing due"
     code, out, _ = _run(capsys, "maintenance", "export", "--db", db, "--format", "csv")
-    header, row = out.splitlines()
+    _, row = out.splitlines()
     assert "bearing_temp=41.5 °C" in row
     assert "2026-01-02T01:00:00Z" in row  # stored and exchanged in UTC
 

@@ -124,7 +124,8 @@ def test_rule_raises_and_clears_the_group_alarm(tmp_path: Path) -> None:
     idx = np.arange(4)
     good = np.zeros(4, dtype=np.uint8)
     findings = []
-    rows = np.vstack([_correlated(20, 3), [*_correlated(20, 4), 0, 0, 2.0, 0], _correlated(20, 5)])
+    shifted = _correlated(20, 4) + np.array([0.0, 0.0, 2.0, 0.0])
+    rows = np.vstack([_correlated(20, 3), shifted, _correlated(20, 5)])
     for t, row in enumerate(rows):
         table.update(idx, row, good, float(t))
         findings += rule.evaluate(table, float(t))

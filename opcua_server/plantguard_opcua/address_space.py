@@ -126,8 +126,10 @@ class _Batch:
         description: str = "",
         type_def: int = ObjectIds.PropertyType,
         ref: int = ObjectIds.HasProperty,
+        writable: bool = False,
     ) -> ua.NodeId:
-        """A read-only scalar variable (a property unless ``type_def``/``ref`` say otherwise)."""
+        """A scalar variable (a property unless ``type_def``/``ref`` say otherwise),
+        read-only unless ``writable`` (writes then go through the engine's write path)."""
         node_id = _node_id(path, self.ns)
         item = self._item(
             node_id, parent, browse_name, cls=ua.NodeClass.Variable, type_def=type_def, ref=ref
@@ -138,8 +140,11 @@ class _Batch:
         attrs.Value = value
         attrs.DataType = _ref(data_type)
         attrs.ValueRank = ua.ValueRank.Scalar
-        attrs.AccessLevel = ua.AccessLevel.CurrentRead.mask
-        attrs.UserAccessLevel = ua.AccessLevel.CurrentRead.mask
+        access = ua.AccessLevel.CurrentRead.mask
+        if writable:
+            access |= ua.AccessLevel.CurrentWrite.mask
+        attrs.AccessLevel = access
+        attrs.UserAccessLevel = access
         item.NodeAttributes = attrs
         return node_id
 
@@ -199,6 +204,7 @@ def _add_point(
         description=point.name or local,
         type_def=type_def,
         ref=ObjectIds.HasComponent,
+        writable=point.access == "read_write",
     )
     if numeric or point.unit:
         batch.variable(

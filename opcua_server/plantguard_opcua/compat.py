@@ -36,6 +36,7 @@ from plantguard.auth import ANONYMOUS, Principal
 
 from .event_filter import SubtypeAwareWhereClause
 from .events import ConditionEvent, numeric_node
+from .point_writes import PointWrites
 
 __all__ = [
     "PrincipalUserManager",
@@ -96,6 +97,26 @@ class PrincipalUserManager:
 
 class _Session(InternalSession):
     is_subtype: Callable[[ua.NodeId, ua.NodeId], bool]
+    point_writes: PointWrites | None = None
+
+    async def write(self, params: ua.WriteParameters) -> list[ua.StatusCode]:
+        """Point values go to the engine (role check, device); the rest to asyncua."""
+        handler = self.point_writes
+        items = list(params.NodesToWrite)
+        if handler is None or not any(handler.handles(i) for i in items):
+            return list(await super().write(params))
+        principal = getattr(self.user, "principal", ANONYMOUS)
+        results: list[ua.StatusCode | None] = [None] * len(items)
+        rest = [n for n, item in enumerate(items) if not handler.handles(item)]
+        for n, item in enumerate(items):
+            if handler.handles(item):
+                results[n] = await handler.write(item, principal)
+        if rest:
+            others = ua.WriteParameters()
+            others.NodesToWrite = [items[n] for n in rest]
+            for n, status in zip(rest, await super().write(others), strict=True):
+                results[n] = status
+        return [r if r is not None else ua.StatusCode() for r in results]
 
     async def call(self, params: list[ua.CallMethodRequest]) -> list[ua.CallMethodResult]:
         principal = getattr(self.user, "principal", ANONYMOUS)
@@ -155,9 +176,14 @@ def _subtype_checker(iserver: Any) -> Callable[[ua.NodeId, ua.NodeId], bool]:
 _ANONYMOUS_USER = User(role=UserRole.Anonymous)
 
 
-def install(server: Server, authenticate: Callable[[str, str], Principal | None]) -> None:
+def install(
+    server: Server,
+    authenticate: Callable[[str, str], Principal | None],
+    point_writes: PointWrites | None = None,
+) -> None:
     """Make ``server`` create PlantGuard sessions and authenticate with PlantGuard users.
 
+    ``point_writes`` sends client writes of point values to the engine.
     Call after ``server.init()`` and before ``server.start()``.
     """
     iserver = server.iserver
@@ -176,6 +202,7 @@ def install(server: Server, authenticate: Callable[[str, str], Principal | None]
             external=external,
         )
         session.is_subtype = is_subtype
+        session.point_writes = point_writes
         return session
 
     iserver.create_session = create_session  # type: ignore[method-assign]

@@ -23,6 +23,7 @@ from .conditions import ConditionPublisher
 from .methods import link_methods
 from .nodeids import NAMESPACE_URI
 from .options import OpcUaOptions
+from .point_writes import PointWrites
 from .publisher import ValuePublisher
 from .records import RecordsPublisher
 from .security import configure_security
@@ -77,7 +78,6 @@ class OpcUaService(Service):
             server.set_endpoint(endpoint)
             alarms = engine.alarms
             configure_security(server, user_names=alarms.users is not None)
-            compat.install(server, alarms.authenticate)
             ns = await server.register_namespace(NAMESPACE_URI)
             began = time.perf_counter()
             targets = await build_address_space(server, ns, engine.site, engine.table)
@@ -85,6 +85,11 @@ class OpcUaService(Service):
             await conditions.build(engine.site)
             link_methods(server, conditions, alarms)
             self.build_seconds = time.perf_counter() - began
+            point_nodes = zip(engine.table.point_ids, targets, strict=True)
+            writes = PointWrites(
+                {t.node_id: pid for pid, t in point_nodes if t}, engine.write_point
+            )
+            compat.install(server, alarms.authenticate, writes)
             publisher = ValuePublisher(server, engine.table, targets)
             await publisher.publish_all()
             if engine.store is not None:

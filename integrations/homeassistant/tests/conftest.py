@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME
+from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.plantguard import coordinator as coordinator_module
 from custom_components.plantguard.const import CONF_SECURITY_MODE, DOMAIN
-from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME
-from homeassistant.core import HomeAssistant
 
 from .gateway import Gateway
 
@@ -53,7 +53,9 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
     gw.stop()
 
 
-def entry_for(gateway: Gateway, username: str = "operator", password: str | None = None) -> MockConfigEntry:
+def entry_for(
+    gateway: Gateway, username: str = "operator", password: str | None = None
+) -> MockConfigEntry:
     return MockConfigEntry(
         domain=DOMAIN,
         title="PlantGuard demo plant",
@@ -75,7 +77,9 @@ async def setup_entry(hass: HomeAssistant, entry: MockConfigEntry) -> MockConfig
 
 
 @pytest.fixture
-async def loaded_entry(hass: HomeAssistant, shared_gateway: Gateway) -> AsyncIterator[MockConfigEntry]:
+async def loaded_entry(
+    hass: HomeAssistant, shared_gateway: Gateway
+) -> AsyncIterator[MockConfigEntry]:
     """The shared gateway, set up as the operator."""
     entry = await setup_entry(hass, entry_for(shared_gateway))
     yield entry

@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from pathlib import Path
 import signal
 import socket
 import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,9 +33,9 @@ PUMP1, TANK1, GAS1 = 1, 2, 3
 
 
 def _socket() -> socket.socket:
-    """A TCP socket even while the harness blocks sockets (session fixtures run before it allows them)."""
+    """A TCP socket, even while the harness blocks them (session fixtures run before it allows)."""
     try:
-        from pytest_socket import _true_socket  # noqa: PLC0415
+        from pytest_socket import _true_socket
     except ImportError:  # pragma: no cover - outside the harness
         _true_socket = socket.socket
     return _true_socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -85,7 +85,7 @@ class Gateway:
         """Start the process and wait until OPC UA answers and the first values are in."""
         assert self._process is None
         with self.log.open("ab") as log:
-            self._process = subprocess.Popen(  # noqa: S603
+            self._process = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
             )
         deadline = time.monotonic() + timeout
@@ -118,7 +118,7 @@ class Gateway:
 
     def use_site(self, edit: Any) -> None:
         """Run from now on with the demo site changed by ``edit(dict)`` (ports filled in)."""
-        import yaml  # noqa: PLC0415
+        import yaml
 
         site = yaml.safe_load(DEMO_SITE.read_text())
         site["services"]["sim"] = {"port": self.modbus_port, "scenario": "none"}
@@ -132,8 +132,17 @@ class Gateway:
 
     def journal(self, alarm_id: str) -> list[dict[str, Any]]:
         """The gateway's alarm journal for one alarm, through its own CLI."""
-        out = subprocess.run(  # noqa: S603
-            [str(PLANTGUARD), "alarms", "journal", "--db", str(self.db), "--json", "--alarm", alarm_id],
+        out = subprocess.run(
+            [
+                str(PLANTGUARD),
+                "alarms",
+                "journal",
+                "--db",
+                str(self.db),
+                "--json",
+                "--alarm",
+                alarm_id,
+            ],
             check=True,
             capture_output=True,
             timeout=60,
@@ -152,3 +161,17 @@ class Gateway:
         finally:
             client.close()
             await asyncio.sleep(0)
+
+
+def maintenance_records(gateway: Gateway) -> list[dict[str, Any]]:
+    """The gateway's maintenance records, through its CLI's JSON export."""
+    out = subprocess.run(
+        [str(PLANTGUARD), "maintenance", "export", "--kind", "records", "--format", "json",
+         "--db", str(gateway.db)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    data = json.loads(out.stdout)
+    records: list[dict[str, Any]] = data["items"]
+    return records

@@ -8,13 +8,14 @@ from collections.abc import Callable
 from datetime import timedelta
 import math
 
-import pytest
-
-from custom_components.plantguard.const import DOMAIN
 from homeassistant.auth.models import User
 from homeassistant.const import STATE_UNKNOWN
 from homeassistant.core import Context, Event, HomeAssistant, State, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+import pytest
+
+from custom_components.plantguard.api import ActionRefused
+from custom_components.plantguard.const import DOMAIN
 
 from .conftest import entry_for, setup_entry
 from .gateway import TANK1, Gateway
@@ -26,10 +27,10 @@ EVENTS = "event.plantguard_demo_plant_alarm_events"
 
 
 async def wait_for(
-    hass: HomeAssistant, entity_id: str, check: Callable[[State], bool], timeout: float = 20
+    hass: HomeAssistant, entity_id: str, check: Callable[[State], bool], limit: float = 20
 ) -> State:
     """Wait until ``check(state)`` holds (the gateway pushes; no polling of the gateway)."""
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(limit):
         while True:
             state = hass.states.get(entity_id)
             if state is not None and check(state):
@@ -50,23 +51,38 @@ async def test_alarm_acknowledged_from_home_assistant(
 
     hass.bus.async_listen("state_changed", record)
     assert hass.states.get(LEVEL_ALARM).state == "normal"
+    active = "sensor.plantguard_demo_plant_active_alarms"
+    unacknowledged = "sensor.plantguard_demo_plant_unacknowledged_alarms"
+    # Other alarms (maintenance due) may be active already: count from here.
+    before = int(hass.states.get(active).state), int(hass.states.get(unacknowledged).state)
 
     # A value change in the simulator reaches Home Assistant, and raises the HH alarm.
     await gateway.write_float(TANK1, 0, 95.0)
-    await wait_for(hass, LEVEL, lambda s: s.state not in (STATE_UNKNOWN, "") and float(s.state) == 95.0)
+    await wait_for(
+        hass, LEVEL, lambda s: s.state not in (STATE_UNKNOWN, "") and float(s.state) == 95.0
+    )
     state = await wait_for(hass, LEVEL_ALARM, lambda s: s.state == "active_unacknowledged")
     await wait_for(hass, LEVEL_ALARM, lambda s: s.attributes["limit"] == "HighHigh")
     assert state.attributes["severity"] >= 700
     assert state.attributes["priority"] in ("high", "urgent")
     assert state.attributes["active"] is True
     assert state.attributes["acknowledged"] is False
-    assert hass.states.get("sensor.plantguard_demo_plant_active_alarms").state == "1"
-    assert hass.states.get("sensor.plantguard_demo_plant_unacknowledged_alarms").state == "1"
+    await wait_for(hass, active, lambda s: int(s.state) >= before[0] + 1)
+    assert int(hass.states.get(unacknowledged).state) >= before[1] + 1
     await wait_for(hass, EVENTS, lambda s: s.attributes.get("event_type") == "activated")
     activated = hass.states.get(EVENTS).attributes
     assert activated["alarm_id"] == "tank1.level.limit"
     assert activated["alarm_entity_id"] == LEVEL_ALARM
     assert activated["priority"] in ("high", "urgent")
+
+    # A stale EventId (another client acted since) is refreshed once, not failed on.
+    client = entry.runtime_data.coordinator.client
+    alarm = entry.runtime_data.coordinator.data.model.alarms[
+        "demo/utilities/tank1/Alarms/pressure.limit"
+    ]
+    with pytest.raises(ActionRefused) as refused:
+        await client.acknowledge(alarm, b"stale-event-id!!", "")
+    assert refused.value.status == "BadConditionBranchAlreadyAcked"
 
     # Acknowledged by a Home Assistant user, through the gateway's Acknowledge method.
     await hass.services.async_call(
@@ -111,10 +127,15 @@ async def test_alarm_acknowledged_from_home_assistant(
     await hass.config_entries.async_unload(entry.entry_id)
 
 
-async def test_shelve_and_unshelve_as_engineer(hass: HomeAssistant, shared_gateway: Gateway) -> None:
+async def test_shelve_and_unshelve_as_engineer(
+    hass: HomeAssistant, shared_gateway: Gateway
+) -> None:
     entry = await setup_entry(hass, entry_for(shared_gateway, "engineer"))
     await hass.services.async_call(
-        DOMAIN, "shelve", {"entity_id": BEARING_ALARM, "duration": timedelta(minutes=30)}, blocking=True
+        DOMAIN,
+        "shelve",
+        {"entity_id": BEARING_ALARM, "duration": timedelta(minutes=30)},
+        blocking=True,
     )
     state = await wait_for(hass, BEARING_ALARM, lambda s: s.state == "shelved")
     assert state.attributes["shelving"] == "timed"
@@ -157,9 +178,7 @@ async def test_viewer_cannot_acknowledge(hass: HomeAssistant, shared_gateway: Ga
     await hass.config_entries.async_unload(entry.entry_id)
 
 
-async def test_action_targets_must_be_plantguard_alarms(
-    hass: HomeAssistant, loaded_entry
-) -> None:
+async def test_action_targets_must_be_plantguard_alarms(hass: HomeAssistant, loaded_entry) -> None:
     for entity_id in ("sensor.does_not_exist", "sensor.buffer_tank_1_level"):
         with pytest.raises(ServiceValidationError) as err:
             await hass.services.async_call(

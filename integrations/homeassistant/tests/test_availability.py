@@ -5,8 +5,11 @@ from __future__ import annotations
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr, entity_registry as er
+import pytest
 
+from custom_components.plantguard import async_remove_config_entry_device
 from custom_components.plantguard.const import DOMAIN
 
 from .conftest import APPLICATION_URI, entry_for, setup_entry
@@ -26,9 +29,21 @@ async def test_unavailable_while_gateway_is_down(hass: HomeAssistant, gateway: G
     assert hass.states.get(CONNECTED).state == STATE_OFF
     assert hass.states.get("sensor.buffer_tank_1_alarm_level_limit").state == STATE_UNAVAILABLE
     assert entry.state is ConfigEntryState.LOADED
+    # Actions and the maintenance list need the gateway: a clear error, not a hang.
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            DOMAIN,
+            "acknowledge",
+            {"entity_id": "sensor.buffer_tank_1_alarm_level_limit"},
+            blocking=True,
+        )
+    assert err.value.translation_key == "not_connected"
+    maintenance = entry.runtime_data.maintenance
+    await maintenance.async_refresh()
+    assert not maintenance.last_update_success
 
     await hass.async_add_executor_job(gateway.start)
-    await wait_for(hass, LEVEL, lambda s: s.state != STATE_UNAVAILABLE, timeout=30)
+    await wait_for(hass, LEVEL, lambda s: s.state != STATE_UNAVAILABLE, limit=30)
     assert hass.states.get(CONNECTED).state == STATE_ON
     assert hass.states.get("sensor.buffer_tank_1_alarm_level_limit").state == "normal"
     await hass.config_entries.async_unload(entry.entry_id)
@@ -77,4 +92,11 @@ async def test_devices_follow_the_gateway_configuration(
     assert entities.async_get("sensor.buffer_tank_1_bottom_pressure") is None
     assert entities.async_get("sensor.methane_detector_1_methane") is None
     assert hass.states.get("sensor.transfer_pump_2_alarm_vibration_limit").state == "normal"
+
+    # A device the gateway still serves cannot be removed by hand; a stale one can.
+    assert not await async_remove_config_entry_device(hass, entry, added)
+    stale = devices.async_get_or_create(
+        config_entry_id=entry.entry_id, identifiers={(DOMAIN, f"{APPLICATION_URI}-gone/device")}
+    )
+    assert await async_remove_config_entry_device(hass, entry, stale)
     await hass.config_entries.async_unload(entry.entry_id)

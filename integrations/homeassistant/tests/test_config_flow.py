@@ -8,14 +8,14 @@ from unittest.mock import patch
 
 from asyncua import Server
 from cryptography import x509
-import pytest
-
-from custom_components.plantguard.const import CONF_SECURITY_MODE, DOMAIN
-from custom_components.plantguard.security import ensure_client_certificate
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+import pytest
+
+from custom_components.plantguard.const import CONF_SECURITY_MODE, DOMAIN
+from custom_components.plantguard.security import ensure_client_certificate
 
 from .conftest import APPLICATION_URI, entry_for, setup_entry
 from .gateway import Gateway, free_port
@@ -141,7 +141,11 @@ async def test_user_flow_one_entry_per_gateway(
         result["flow_id"],
         _input(
             shared_gateway,
-            **{CONF_USERNAME: "viewer", CONF_PASSWORD: "viewer", CONF_URL: shared_gateway.url + "/"},
+            **{
+                CONF_USERNAME: "viewer",
+                CONF_PASSWORD: "viewer",
+                CONF_URL: shared_gateway.url + "/",
+            },
         ),
     )
     assert result["type"] is FlowResultType.ABORT

@@ -14,7 +14,9 @@ from .conftest import APPLICATION_URI
 async def test_devices_and_entities(hass: HomeAssistant, loaded_entry) -> None:
     assert loaded_entry.state is ConfigEntryState.LOADED
     devices = dr.async_get(hass)
-    pump = devices.async_get_device(identifiers={(DOMAIN, f"{APPLICATION_URI}-demo/utilities/pump1")})
+    pump = devices.async_get_device(
+        identifiers={(DOMAIN, f"{APPLICATION_URI}-demo/utilities/pump1")}
+    )
     assert pump is not None
     assert pump.name == "Transfer pump 1"
     assert pump.manufacturer == "Demo Pumps Co."
@@ -23,7 +25,8 @@ async def test_devices_and_entities(hass: HomeAssistant, loaded_entry) -> None:
     assert pump.sw_version == "4.3.0"
     assert pump.hw_version == "2.1"
     hub = devices.async_get_device(identifiers={(DOMAIN, APPLICATION_URI)})
-    assert hub is not None and pump.via_device_id == hub.id
+    assert hub is not None
+    assert pump.via_device_id == hub.id
     entities = er.async_entries_for_config_entry(er.async_get(hass), loaded_entry.entry_id)
     by_id = {e.entity_id: e for e in entities}
     print(sorted(by_id))

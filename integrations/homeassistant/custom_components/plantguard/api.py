@@ -25,11 +25,11 @@ Exceptions::
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 from collections.abc import AsyncIterator
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+import logging
 from typing import Any, Final
 
 from asyncua import Client, Node, ua
@@ -106,7 +106,7 @@ _CONDITION_FIELDS: Final = (
 )
 
 #: Variables of a maintenance plan object (``<device>/Maintenance/<plan>#<name>``).
-_PLAN_FIELDS: Final = ("Title", "State", "DueAt", "Remaining", "Unit")
+_PLAN_FIELDS: Final = ("Title", "State", "Remaining", "Unit")
 
 #: ShelvedStateMachineType states (Part 9) → PlantGuard's shelving names.
 _SHELVING: Final = {
@@ -155,12 +155,16 @@ class ActionRefused(PlantGuardError):
 
 @dataclass(frozen=True, slots=True)
 class PointUpdate:
+    """A point's new value, as the subscription reported it."""
+
     key: str
     value: PointValue
 
 
 @dataclass(frozen=True, slots=True)
 class AlarmUpdate:
+    """A condition's new state, from an A&C event."""
+
     key: str
     status: AlarmStatus
 
@@ -401,7 +405,8 @@ class GatewayClient:
         ]
         device_paths = [str(r.NodeId.Identifier) for _, r in device_refs]
         props = await self._read(
-            [f"{d}#{name}" for d in device_paths for name in _DEVICE_PROPERTIES], ua.AttributeIds.Value
+            [f"{d}#{name}" for d in device_paths for name in _DEVICE_PROPERTIES],
+            ua.AttributeIds.Value,
         )
         folders = await self._children(
             [f"{d}/{folder}" for d in device_paths for folder in ("Points", "Alarms")]
@@ -421,9 +426,11 @@ class GatewayClient:
         point_paths = [str(r.NodeId.Identifier) for _, r in point_refs]
         descriptions = await self._read(point_paths, ua.AttributeIds.Description)
         data_types = await self._read(point_paths, ua.AttributeIds.DataType)
-        units = await self._read([f"{p}#EngineeringUnits" for p in point_paths], ua.AttributeIds.Value)
+        units = await self._read(
+            [f"{p}#EngineeringUnits" for p in point_paths], ua.AttributeIds.Value
+        )
         points: dict[str, list[PointInfo]] = {}
-        for (device, ref), path, desc, dtype, unit in zip(
+        for (device, _ref), path, desc, dtype, unit in zip(
             point_refs, point_paths, descriptions, data_types, units, strict=True
         ):
             local = path.rsplit("/", 1)[-1]
@@ -497,7 +504,9 @@ class GatewayClient:
             values = await self._read(point_keys, ua.AttributeIds.Value)
             alarm_keys = list(model.alarms)
             paths = [
-                f"{key}.{field.replace('/', '.')}" for key in alarm_keys for field in _CONDITION_FIELDS
+                f"{key}.{field.replace('/', '.')}"
+                for key in alarm_keys
+                for field in _CONDITION_FIELDS
             ]
             fields = await self._read(paths, ua.AttributeIds.Value)
         except (OSError, TimeoutError, ua.UaError) as err:
@@ -519,9 +528,11 @@ class GatewayClient:
     async def read_maintenance(self, model: GatewayModel) -> list[MaintenancePlanInfo]:
         """Maintenance and inspection plans of every device, with their due state.
 
-        The gateway serves ``<device>/Maintenance/<plan>`` objects (State, DueAt,
-        Remaining, Unit, Title).  A gateway without them answers BadNodeIdUnknown
-        for the folders; it then simply has no plans.
+        The gateway serves ``<device>/Maintenance/<plan>`` objects (Title, State,
+        DueAt, Remaining, Unit); a gateway without them simply has no plans.
+        ``DueAt`` is read on its own for the plans that are due: a plan without a
+        due instant (a meter plan) holds a null DateTime, which some servers
+        cannot encode, and one such variable must not fail the whole read.
         """
         try:
             folders = await self._children([f"{d.key}/Maintenance" for d in model.devices])
@@ -544,21 +555,30 @@ class GatewayClient:
                 name: dv.Value.Value if dv.Value is not None and dv.StatusCode.is_good() else None
                 for name, dv in zip(_PLAN_FIELDS, values[i * count : (i + 1) * count], strict=True)
             }
-            due = got["DueAt"]
+            state = _text(got["State"])
             remaining = got["Remaining"]
+            due = await self._due_at(plan) if state in ("due_soon", "overdue") else None
             out.append(
                 MaintenancePlanInfo(
                     key=plan,
                     device_key=device,
                     plan_id=plan_id,
                     title=_text(got["Title"]) or plan_id,
-                    state=_text(got["State"]),
-                    due=_aware(due) if isinstance(due, datetime) else None,
+                    state=state,
+                    due=due,
                     remaining=float(remaining) if isinstance(remaining, int | float) else None,
                     unit=_text(got["Unit"]),
                 )
             )
         return out
+
+    async def _due_at(self, plan: str) -> datetime | None:
+        try:
+            [value] = await self._read([f"{plan}#DueAt"], ua.AttributeIds.Value)
+        except ua.UaError:
+            return None
+        due = value.Value.Value if value.Value is not None else None
+        return _aware(due) if isinstance(due, datetime) else None
 
     # --- subscriptions ------------------------------------------------------------------
 
@@ -718,4 +738,3 @@ def _data_type(node_id: Any) -> str:
         ):
             return "int"
     return "float"
-

@@ -99,6 +99,8 @@ async def async_setup_entry(
 
 
 class PlantGuardBinarySensor(PlantGuardEntity, BinarySensorEntity):
+    """A binary sensor read from the coordinator through its description."""
+
     entity_description: PlantGuardBinarySensorEntityDescription
 
     @property

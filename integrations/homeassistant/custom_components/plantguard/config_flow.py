@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import voluptuous as vol
-
 from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
 from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME
 from homeassistant.helpers.selector import (
@@ -23,13 +21,9 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
+import voluptuous as vol
 
-from .api import (
-    CannotConnect,
-    InvalidAuth,
-    NotAPlantGuardGateway,
-    SecurityModeNotOffered,
-)
+from .api import CannotConnect, InvalidAuth, NotAPlantGuardGateway, SecurityModeNotOffered
 from .const import CONF_SECURITY_MODE, DOMAIN, LOGGER, SECURITY_MODES, SECURITY_NONE
 from .coordinator import async_create_client
 from .models import GatewayModel
@@ -78,9 +72,7 @@ class PlantGuardConfigFlow(ConfigFlow, domain=DOMAIN):
     VERSION = 1
     MINOR_VERSION = 1
 
-    async def _async_try(
-        self, data: dict[str, Any], errors: dict[str, str]
-    ) -> GatewayModel | None:
+    async def _async_try(self, data: dict[str, Any], errors: dict[str, str]) -> GatewayModel | None:
         """Connect with ``data``; fill ``errors`` (key ``base``) on failure."""
         if not data[CONF_URL].startswith("opc.tcp://"):
             errors[CONF_URL] = "invalid_url"

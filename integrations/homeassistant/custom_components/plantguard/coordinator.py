@@ -14,8 +14,8 @@ Two cadences, two coordinators:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,14 +27,7 @@ from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
 from . import const
-from .api import (
-    AlarmUpdate,
-    ConnectionLost,
-    GatewayClient,
-    InvalidAuth,
-    PlantGuardError,
-    Update,
-)
+from .api import AlarmUpdate, ConnectionLost, GatewayClient, InvalidAuth, PlantGuardError, Update
 from .const import CONF_SECURITY_MODE, DOMAIN, LOGGER, MAINTENANCE_INTERVAL, SECURITY_NONE
 from .models import (
     AlarmInfo,

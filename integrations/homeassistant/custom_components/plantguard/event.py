@@ -38,9 +38,7 @@ class PlantGuardAlarmEvents(PlantGuardEntity, EventEntity):
 
     async def async_added_to_hass(self) -> None:
         await super().async_added_to_hass()
-        self.async_on_remove(
-            self.coordinator.async_add_transition_listener(self._async_transition)
-        )
+        self.async_on_remove(self.coordinator.async_add_transition_listener(self._async_transition))
 
     @callback
     def _async_transition(self, alarm: AlarmInfo, status: AlarmStatus, name: Transition) -> None:

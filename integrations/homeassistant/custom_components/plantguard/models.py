@@ -174,7 +174,7 @@ class AlarmStatus:
     event_id: bytes | None = field(default=None, repr=False)
 
     @property
-    def state(self) -> AlarmState:
+    def state(self) -> AlarmState:  # noqa: PLR0911 - one return per ISA-18.2 state
         if self.out_of_service:
             return AlarmState.OUT_OF_SERVICE
         if self.shelving:

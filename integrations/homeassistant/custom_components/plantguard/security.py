@@ -10,14 +10,13 @@ runs in the executor.
 from __future__ import annotations
 
 import datetime as dt
-import socket
 from pathlib import Path
+import socket
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
 from homeassistant.core import HomeAssistant
 
 from .api import CLIENT_APPLICATION_URI

@@ -17,13 +17,16 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, NoReturn
 
-import voluptuous as vol
-
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import ATTR_ENTITY_ID
 from homeassistant.core import Context, HomeAssistant, ServiceCall, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import config_validation as cv, device_registry as dr, entity_registry as er
+from homeassistant.helpers import (
+    config_validation as cv,
+    device_registry as dr,
+    entity_registry as er,
+)
+import voluptuous as vol
 
 from .api import ActionRefused, GatewayClient, PlantGuardError
 from .const import (
@@ -62,9 +65,7 @@ ALARM_SCHEMA = vol.Schema({vol.Required(ATTR_ENTITY_ID): cv.entity_ids})
 ACKNOWLEDGE_SCHEMA = ALARM_SCHEMA.extend({vol.Optional(ATTR_COMMENT, default=""): cv.string})
 SHELVE_SCHEMA = ALARM_SCHEMA.extend(
     {
-        vol.Optional(ATTR_DURATION): vol.All(
-            cv.time_period, vol.Range(min=timedelta(seconds=1))
-        ),
+        vol.Optional(ATTR_DURATION): vol.All(cv.time_period, vol.Range(min=timedelta(seconds=1))),
     }
 )
 RECORD_SCHEMA = vol.Schema(
@@ -109,7 +110,9 @@ def _connected_client(coordinator: PlantGuardCoordinator) -> GatewayClient:
     return client
 
 
-def _alarms(hass: HomeAssistant, entity_ids: list[str]) -> list[tuple[PlantGuardCoordinator, AlarmInfo]]:
+def _alarms(
+    hass: HomeAssistant, entity_ids: list[str]
+) -> list[tuple[PlantGuardCoordinator, AlarmInfo]]:
     """Resolve alarm entities to their gateway and condition; reject anything else."""
     registry = er.async_get(hass)
     out = []
@@ -267,4 +270,3 @@ def async_setup_services(hass: HomeAssistant) -> None:
     hass.services.async_register(
         DOMAIN, SERVICE_RECORD_MAINTENANCE, record_maintenance, schema=RECORD_SCHEMA
     )
-

@@ -84,9 +84,7 @@ class PlantGuardMaintenanceList(
         plans = {plan.key: plan for plan in self.coordinator.data or []}
         plan = plans.get(item.uid or "")
         if plan is None:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN, translation_key="unknown_plan"
-            )
+            raise ServiceValidationError(translation_domain=DOMAIN, translation_key="unknown_plan")
         user = await async_user_name(self.hass, self._context)
         await async_record_maintenance(
             self._live, plan.device_key, plan.plan_id, item.summary or plan.title, user, "completed"
