@@ -22,9 +22,11 @@ from asyncua.ua.uaerrors import UaStatusCodeError
 from pydantic import BaseModel, ValidationError
 
 from plantguard.alarms import AlarmManager, AlarmStatus, Transition
+from plantguard.auth import Principal
 from plantguard.model import AlarmDefinition, Quality, Site
 from plantguard.services import ServiceType, ValuesListener
 from plantguard.table import ValueTable
+from plantguard.writes import NotWritable
 from plantguard_opcua import NAMESPACE_URI, OpcUaOptions, OpcUaService
 from plantguard_opcua.plugin import OpcUaServiceType, plantguard_register_services
 from plantguard_opcua.quality import status_value
@@ -137,6 +139,9 @@ class FakeEngine:
     @property
     def store(self) -> None:
         return None  # maintenance and statistics nodes are tested in test_opcua_records.py
+
+    async def write_point(self, point_id: str, value: float, principal: Principal) -> None:
+        raise NotWritable(point_id)  # writes are tested through the engine in test_point_writes.py
 
     def on_values(self, listener: ValuesListener) -> Callable[[], None]:
         self.listeners.append(listener)
