@@ -25,6 +25,10 @@ class Console:
     def __init__(self, engine: Engine, db_url: str, *, quiet: bool, demo: bool) -> None:
         self._engine = engine
         self._db_url = db_url
+        # What to pass as --db: the file path for SQLite, the URL otherwise.
+        self._db_target = (
+            db_url.removeprefix("sqlite:///") if db_url.startswith("sqlite:///") else db_url
+        )
         self._quiet = quiet
         self._demo = demo
         engine.alarms.subscribe(self._on_transitions)
@@ -52,7 +56,9 @@ class Console:
                 "    then it drains back; the alarm comes and goes every cycle",
                 f"  - force a value: write float32 registers of the simulator on 127.0.0.1:{sim.get('port', 5020)}"
                 " (docs/simulator.md)",
-                "  - in another shell: .venv/bin/plantguard alarms --db <db>  |  alarms --journal  |  trend tank1.level",
+                "  - log in as operator/operator (or engineer/engineer) to acknowledge and shelve",
+                f"  - in another shell: .venv/bin/plantguard alarms list --db {self._db_target}",
+                "    (also: alarms journal, alarms kpi --since 1h, maintenance due, stats, trend tank1.level)",
                 "Ctrl-C stops cleanly.",
             ]
         print("\n".join(lines), flush=True)

@@ -21,7 +21,7 @@ id: plant
 poll_groups: {{default: {{interval: 0.2}}}}
 services:
   sim: {{port: {sim}, scenario: none}}
-  opcua: {{port: {opcua}}}
+  opcua: {{port: {opcua}, security: [none], anonymous: true}}
 areas:
   - id: yard
     devices:

@@ -98,6 +98,10 @@ SITE: dict[str, Any] = {
     ],
 }
 
+#: These tests are about the address space: an open endpoint (the secure defaults are
+#: tested in test_opcua_security.py).
+OPEN: dict[str, Any] = {"security": ["none"], "anonymous": True}
+
 
 class MemoryJournal:
     """An alarm journal that keeps transitions in a list."""
@@ -175,7 +179,7 @@ def engine() -> FakeEngine:
 
 @pytest.fixture
 async def service(engine: FakeEngine) -> AsyncIterator[OpcUaService]:
-    svc = OpcUaService(OpcUaOptions(host="127.0.0.1", port=0))
+    svc = OpcUaService(OpcUaOptions(host="127.0.0.1", port=0, **OPEN))
     await svc.start(engine)
     try:
         yield svc
@@ -192,7 +196,7 @@ async def client(service: OpcUaService) -> AsyncIterator[Client]:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def shared_client() -> AsyncIterator[Client]:
     """One server and client for the tests that only read the address space (starts cost ~2 s)."""
-    svc = OpcUaService(OpcUaOptions(port=0))
+    svc = OpcUaService(OpcUaOptions(port=0, **OPEN))
     await svc.start(FakeEngine(Site.model_validate(SITE)))
     try:
         async with Client(svc.endpoint) as c:
@@ -426,7 +430,7 @@ async def _all_node_ids(client: Client) -> list[str]:
 async def test_node_ids_are_identical_across_restarts(engine: FakeEngine) -> None:
     runs: list[list[str]] = []
     for _ in range(2):
-        svc = OpcUaService(OpcUaOptions(port=0))
+        svc = OpcUaService(OpcUaOptions(port=0, **OPEN))
         await svc.start(engine)
         try:
             async with Client(svc.endpoint) as c:
@@ -443,7 +447,7 @@ async def test_node_ids_are_identical_across_restarts(engine: FakeEngine) -> Non
 
 async def test_stop_leaves_no_tasks_and_closes_the_port(engine: FakeEngine) -> None:
     before = asyncio.all_tasks()
-    svc = OpcUaService(OpcUaOptions(port=0))
+    svc = OpcUaService(OpcUaOptions(port=0, **OPEN))
     await svc.start(engine)
     endpoint = svc.endpoint
     async with Client(endpoint) as c:
@@ -462,11 +466,11 @@ async def test_stop_leaves_no_tasks_and_closes_the_port(engine: FakeEngine) -> N
 
 async def test_failed_start_cleans_up(engine: FakeEngine) -> None:
     before = asyncio.all_tasks()
-    first = OpcUaService(OpcUaOptions(port=0))
+    first = OpcUaService(OpcUaOptions(port=0, **OPEN))
     await first.start(engine)
     try:
         port = int(first.endpoint.split(":")[2].split("/")[0])
-        second = OpcUaService(OpcUaOptions(port=port))
+        second = OpcUaService(OpcUaOptions(port=port, **OPEN))
         with pytest.raises(OSError, match="in use"):
             await second.start(engine)
         await second.stop()

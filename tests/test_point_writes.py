@@ -20,7 +20,7 @@ id: plant
 poll_groups: {{default: {{interval: 0.1}}}}
 services:
   sim: {{port: {sim}, scenario: none}}
-  opcua: {{port: {opcua}}}
+  opcua: {{port: {opcua}, security: [none], anonymous: true}}
 areas:
   - id: yard
     devices:

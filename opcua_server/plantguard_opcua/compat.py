@@ -33,6 +33,7 @@ from asyncua.server.server import Server
 from asyncua.ua.object_ids import ObjectIds
 
 from plantguard.auth import ANONYMOUS, Principal
+from plantguard.events import SecurityEvent, publish
 
 from .event_filter import SubtypeAwareWhereClause
 from .events import ConditionEvent, numeric_node
@@ -90,6 +91,7 @@ class PrincipalUserManager:
         principal = self._authenticate(username, password or "")
         if principal is None:
             log.warning("OPC UA login refused for user %r", username)
+            publish(SecurityEvent("failed_login", source="opcua", user=username))
             return None
         log.info("OPC UA session for user %r (%s)", username, principal.role.label)
         return _PrincipalUser(role=UserRole.User, name=username, principal=principal)

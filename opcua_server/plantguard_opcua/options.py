@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
 
-__all__ = ["OpcUaOptions"]
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["SECURE_DEFAULT", "OpcUaOptions", "SecurityMode"]
+
+SecurityMode = Literal["none", "sign", "sign_and_encrypt"]
+SECURE_DEFAULT: tuple[SecurityMode, ...] = ("sign_and_encrypt",)
 
 
 class OpcUaOptions(BaseModel):
-    """Where the server listens and how it names itself.
+    """Where the server listens, how it names itself, and how it is secured
+    (see :mod:`.security`).
 
     ``port: 0`` picks a free port when the service starts (for tests and for
     running several gateways on one machine); the chosen one is in the service's
@@ -21,6 +27,24 @@ class OpcUaOptions(BaseModel):
     port: int = Field(4840, ge=0, le=65535)
     path: str = Field("/plantguard", pattern=r"^/[^\s]*$", description="endpoint path")
     application_name: str = Field("PlantGuard", min_length=1)
+    security: list[SecurityMode] = Field(
+        default_factory=lambda: list(SECURE_DEFAULT),
+        description="message security modes offered (secure by default)",
+    )
+    anonymous: bool = Field(False, description="accept anonymous sessions (browse and read)")
+    pki_dir: str = Field("pki", description="server certificate, trusted/ and rejected/ clients")
+    trust_all_clients: bool = Field(
+        False, description="accept any client certificate (demo only): no trust list"
+    )
+
+    @field_validator("security")
+    @classmethod
+    def _some_security(cls, modes: list[str]) -> list[str]:
+        if not modes:
+            raise ValueError("offer at least one security mode")
+        if len(set(modes)) != len(modes):
+            raise ValueError("a security mode is listed twice")
+        return modes
 
     def endpoint(self, port: int | None = None) -> str:
         """``opc.tcp://{host}:{port}{path}``, with ``port`` overriding the configured one."""

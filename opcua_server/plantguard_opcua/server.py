@@ -73,11 +73,14 @@ class OpcUaService(Service):
         self._server = server
         try:
             await server.init()
-            await server.set_application_uri(f"urn:plantguard:{engine.site.id}:opcua")
+            application_uri = f"urn:plantguard:{engine.site.id}:opcua"
+            await server.set_application_uri(application_uri)
             server.set_server_name(opts.application_name)
             server.set_endpoint(endpoint)
             alarms = engine.alarms
-            configure_security(server, user_names=alarms.users is not None)
+            await configure_security(
+                server, opts, application_uri, user_names=alarms.users is not None
+            )
             ns = await server.register_namespace(NAMESPACE_URI)
             began = time.perf_counter()
             targets = await build_address_space(server, ns, engine.site, engine.table)

@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -53,7 +54,13 @@ def demo_site_text(*, opcua_port: int, modbus_port: int, db: str, scenario: str)
     data: dict[str, Any] = yaml.safe_load(text)
     services = data.setdefault("services", {})
     services.setdefault("sim", {}).update(port=modbus_port, scenario=scenario)
-    services.setdefault("opcua", {}).update(port=opcua_port)
+    # The server's certificate lives beside the demo's database.
+    pki = (
+        str(Path(db).expanduser().resolve().parent / "plantguard-demo-pki")
+        if "://" not in db
+        else "pki"
+    )
+    services.setdefault("opcua", {}).update(port=opcua_port, pki_dir=pki)
     for area in data.get("areas", []):
         for device in area.get("devices", []):
             if device.get("driver") == "modbus":

@@ -63,7 +63,7 @@ class GroupConfig(BaseModel):
     model: str | None = Field(
         None, description="model file; default models/multivariate-<group>.json"
     )
-    method: Literal["dpca", "pca", "mewma"] = Field(
+    method: Literal["dpca", "pca", "mewma", "residual"] = Field(
         "dpca", description="method `plantguard train` fits"
     )
     priority: PriorityName = "medium"

@@ -23,6 +23,22 @@ point crosses a limit.  Three methods, all fitted on normal data only:
     would produce over ``horizon`` samples, so creeping variables stop raising
     false alarms while a step in a steady variable still shows.  The limit is
     ``margin`` times the largest statistic seen in training.
+``residual``
+    Regression residuals, MSET-like: each variable is predicted from all the
+    others by a (lightly ridge-regularised) linear regression fitted on the
+    detrended, standardised training rows, and the residuals are EWMA-smoothed.
+    A valve that throttles a pump moves flow, pressure and current *off* the
+    relation they keep in normal running, while a slow common creep (both
+    temperatures warming over a run) stays on it — which is why residuals beat
+    raw deviations on short training windows of drifting equipment.  Each
+    smoothed residual is divided by its training spread and the largest ratio
+    is the statistic (max of normalised scores: one broken relation is enough);
+    the limit is ``margin`` times the largest statistic seen in training.
+
+Any method can hold its flag for ``hold`` rows after the statistic falls back
+below the limit (an off-delay).  Faults are contiguous episodes, and a smoothed
+statistic dips below its limit now and then in the middle of one; without the
+hold each dip ends the alarm and starts a new one (chattering).
 
 Every model scores through :class:`Scorer`, one row at a time and with state (lags,
 EWMA); the fit's calibration, the offline ``plantguard detect score`` and the live
@@ -53,10 +69,12 @@ __all__ = [
     "Score",
     "Scorer",
     "fit_model",
+    "held_out_statistics",
+    "select_quantile",
 ]
 
-Method = Literal["pca", "dpca", "mewma"]
-METHODS: tuple[Method, ...] = ("dpca", "pca", "mewma")
+Method = Literal["pca", "dpca", "mewma", "residual"]
+METHODS: tuple[Method, ...] = ("dpca", "pca", "mewma", "residual")
 RECOMMENDED: Method = "dpca"
 FORMAT = "plantguard-multivariate/1"
 
@@ -77,6 +95,10 @@ class ModelOptions:
     folds: int = 5
     horizon: float = 400.0
     margin: float = 4.0
+    #: rows a flag is held after the statistic falls below the limit (0: none).
+    hold: int = 0
+    #: ridge added to the standardised covariance before the residual regressions.
+    ridge: float = 0.0025
 
     @classmethod
     def for_method(cls, method: Method, **overrides: Any) -> ModelOptions:
@@ -84,6 +106,9 @@ class ModelOptions:
             "pca": {"lags": 0, "smoothing": None},
             "dpca": {},
             "mewma": {"lags": 0, "smoothing": 0.03},
+            # hold ≈ 3/λ rows: about the smoothed residual's memory, so one
+            # dip inside an episode does not end its alarm.
+            "residual": {"lags": 0, "smoothing": 0.1, "hold": 30},
         }
         return cls(**{**presets[method], **overrides})
 
@@ -98,13 +123,17 @@ class MultivariateModel:
     scale: FloatArray
     lags: int
     smoothing: float | None
-    #: pca/dpca: loadings (m × k) and eigenvalues (k); mewma: inverse covariance (m × m).
+    #: pca/dpca: loadings (m × k) and eigenvalues (k); mewma: inverse covariance (m × m);
+    #: residual: residual map (m × m, ``residuals = z @ matrix``) and, in ``eigenvalues``,
+    #: the training spread of each smoothed residual (m).
     matrix: FloatArray
     eigenvalues: FloatArray
-    #: statistic name → limit ("t2", "q" or "d2").
+    #: statistic name → limit ("t2", "q", "d2" or "r").
     limits: dict[str, float]
     trained_on: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    #: rows a flag is held after the statistic falls back below its limit.
+    hold: int = 0
 
     def scorer(self) -> Scorer:
         return Scorer(self)
@@ -119,6 +148,7 @@ class MultivariateModel:
             "lags": self.lags,
             "smoothing": self.smoothing,
             "limits": self.limits,
+            "hold": self.hold,
             "mean": self.mean.tolist(),
             "scale": self.scale.tolist(),
             "matrix": self.matrix.tolist(),
@@ -142,6 +172,7 @@ class MultivariateModel:
                 limits={str(k): float(v) for k, v in data["limits"].items()},
                 trained_on=dict(data.get("trained_on", {})),
                 options=dict(data.get("options", {})),
+                hold=int(data.get("hold", 0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"invalid model file: {exc}") from exc
@@ -170,18 +201,43 @@ class Scorer:
         self._window: deque[FloatArray] = deque(maxlen=model.lags + 1)
         self._ewma: FloatArray | None = None
         self._names = model.variables
+        self._since = -1  # rows since the last row above the limit (-1: none yet)
+        self._held = ""
 
     def reset(self) -> None:
         self._window.clear()
         self._ewma = None
+        self._since = -1
+        self._held = ""
 
     def step(self, row: FloatArray) -> Score:
-        """Score one row (values in the order of ``model.variables``); NaN rows are skipped."""
+        """Score one row (values in the order of ``model.variables``); NaN rows are skipped.
+
+        With ``model.hold`` the flag stays up for that many rows after the
+        statistic falls back below the limit; the reason then says so.
+        """
+        raw = self._step_raw(row)
+        if self.model.hold <= 0 or math.isnan(raw.score):
+            return raw
+        if raw.flag:
+            self._since, self._held = 0, raw.reason
+            return raw
+        if self._since < 0:
+            return raw
+        self._since += 1
+        if self._since > self.model.hold:
+            self._since = -1
+            return raw
+        return Score(raw.score, True, f"held {self._since}/{self.model.hold} rows; {self._held}")
+
+    def _step_raw(self, row: FloatArray) -> Score:
         m = self.model
         if not np.all(np.isfinite(row)):
             return _NO_SCORE
         if m.method == "mewma":
             return self._step_mewma((row - m.mean) / m.scale)
+        if m.method == "residual":
+            return self._step_residual((row - m.mean) / m.scale)
         advanced = self._advance(row)
         if advanced is None:
             return _NO_SCORE
@@ -232,6 +288,17 @@ class Scorer:
             return Score(score, False, "")
         contrib = np.abs(s * (m.matrix @ s))
         return Score(score, True, f"MEWMA {score:.2f}x limit; {self._top(contrib)}")
+
+    def _step_residual(self, z: FloatArray) -> Score:
+        m = self.model
+        lam = m.smoothing or 1.0
+        resid = z @ m.matrix
+        self._ewma = lam * resid if self._ewma is None else lam * resid + (1 - lam) * self._ewma
+        ratios = np.abs(self._ewma) / m.eigenvalues
+        score = float(np.max(ratios)) / m.limits["r"]
+        if score <= 1.0:
+            return Score(score, False, "")
+        return Score(score, True, f"RESID {score:.2f}x limit; {self._top(ratios * ratios)}")
 
     def _top(self, contrib: FloatArray) -> str:
         """The variables that contribute most, summed over lags, as shares."""
@@ -308,19 +375,54 @@ def _pca_model(
     )
 
 
-def _calibrated_limits(
+def held_out_statistics(
     x: FloatArray, names: Sequence[str], method: Method, opts: ModelOptions
-) -> dict[str, float]:
-    """Limits at ``opts.quantile`` of out-of-fold statistics (contiguous folds)."""
+) -> list[FloatArray]:
+    """Per contiguous fold of ``x``, the (smoothed) ``[T², Q]`` of its rows under a
+    model fitted on the other folds: statistics of normal data the model never saw."""
     n = x.shape[0]
-    held: list[FloatArray] = []  # one [T², Q] per held-out row
+    held: list[FloatArray] = []
     for f in range(opts.folds):
         a, b = f * n // opts.folds, (f + 1) * n // opts.folds
         model = _pca_model(np.vstack([x[:a], x[b:]]), names, method, opts)
         scorer = model.scorer()
-        rows = (scorer.statistics(r) for r in x[a:b])
-        held.extend(s for s in rows if s is not None)
-    stats = np.vstack(held)
+        rows = [s for r in x[a:b] if (s := scorer.statistics(r)) is not None]
+        held.append(np.vstack(rows) if rows else np.empty((0, 2)))
+    return held
+
+
+def select_quantile(
+    held: Sequence[FloatArray], candidates: Sequence[float], budget: float
+) -> tuple[float, list[float]]:
+    """The smallest of ``candidates`` whose limits hold ``budget`` on unseen folds.
+
+    For each fold, limits are the quantile of the *other* folds' held-out
+    statistics and the fold's own held-out rows are checked against them (a
+    row alarms when T² or Q is above its limit).  A quantile of held-out
+    statistics gives exactly 1 − q alarms on the rows it was computed from; on
+    rows it was not computed from it gives more when normal operation wanders
+    (the fold-to-fold drift a plant also shows between training and use), and
+    that is what this measures.  Returns the choice and the mean alarm rate of
+    every candidate tried; the last candidate if none is within budget.
+    """
+    rates: list[float] = []
+    for q in sorted(candidates):
+        per_fold = []
+        for f, own in enumerate(held):
+            others = np.vstack([h for g, h in enumerate(held) if g != f])
+            limits = np.quantile(others, q, axis=0)
+            per_fold.append(float(np.mean(np.any(own > limits, axis=1))) if own.size else 0.0)
+        rates.append(float(np.mean(per_fold)))
+        if rates[-1] <= budget:
+            return q, rates
+    return sorted(candidates)[-1], rates
+
+
+def _calibrated_limits(
+    x: FloatArray, names: Sequence[str], method: Method, opts: ModelOptions
+) -> dict[str, float]:
+    """Limits at ``opts.quantile`` of out-of-fold statistics (contiguous folds)."""
+    stats = np.vstack(held_out_statistics(x, names, method, opts))
     return {
         "t2": float(np.quantile(stats[:, 0], opts.quantile)),
         "q": float(np.quantile(stats[:, 1], opts.quantile)),
@@ -360,9 +462,63 @@ def _mewma_model(x: FloatArray, names: Sequence[str], opts: ModelOptions) -> Mul
     return model
 
 
+def _residual_model(x: FloatArray, names: Sequence[str], opts: ModelOptions) -> MultivariateModel:
+    """Regressions of each standardised variable on all the others, in one inverse.
+
+    With ``P`` the inverse of the (ridge-regularised) covariance of the
+    standardised, detrended training rows, the least-squares prediction of
+    variable j from the others leaves the residual ``(z @ P)[j] / P[j, j]``
+    (the partial-regression identity), so ``matrix = P / diag(P)`` gives all m
+    residuals with one product per row.  The training trend is removed before
+    the fit so that a creep during the training window does not masquerade as
+    a relation between variables.
+    """
+    n, m = x.shape
+    t = np.arange(n, dtype=np.float64) - (n - 1) / 2
+    mean = x.mean(axis=0)
+    slope = (t @ (x - mean)) / (t @ t)
+    detrended = x - mean - np.outer(t, slope)
+    sd = detrended.std(axis=0, ddof=1)
+    floor = 1e-12 * (np.abs(mean) + 1)
+    sd = np.where(sd > floor, sd, floor)
+    z = detrended / sd
+    cov = (z.T @ z) / n + opts.ridge * np.eye(m)
+    precision = np.linalg.inv(cov)
+    matrix = precision / np.diag(precision)
+    lam = opts.smoothing or 1.0
+    warm = min(n // 2, math.ceil(2 / lam))
+    # Spread of the smoothed residuals over the training rows (after the EWMA
+    # has filled): the serial correlation of real residuals makes it wider than
+    # the white-noise λ/(2−λ) formula would say.
+    resid = ((x - mean) / sd) @ matrix
+    smoothed = np.empty_like(resid)
+    state = np.zeros(m)
+    for i, r in enumerate(resid):
+        state = lam * r + (1 - lam) * state
+        smoothed[i] = state
+    spread = smoothed[warm:].std(axis=0)
+    spread = np.where(spread > 1e-12, spread, 1e-12)
+    model = MultivariateModel(
+        method="residual",
+        variables=list(names),
+        mean=mean,
+        scale=sd,
+        lags=0,
+        smoothing=lam,
+        matrix=matrix,
+        eigenvalues=spread,
+        limits={"r": 1.0},
+    )
+    raw = model.scorer()
+    stat = np.array([raw.step(r).score for r in x])[warm:]
+    model.limits = {"r": float(opts.margin * np.max(stat))}
+    model.hold = int(opts.hold)
+    return model
+
+
 def min_rows(method: Method, n_vars: int, opts: ModelOptions) -> int:
     """Rows a fit needs: enough for a covariance of the (lagged) variables."""
-    if method == "mewma":
+    if method in ("mewma", "residual"):
         return max(30, 2 * n_vars)
     dims = n_vars * (opts.lags + 1)
     per_fold = 1 if method == "pca" else opts.folds
@@ -395,6 +551,8 @@ def fit_model(
         raise FitError("training rows must not contain missing values")
     if method == "mewma":
         model = _mewma_model(x, names, opts)
+    elif method == "residual":
+        model = _residual_model(x, names, opts)
     else:
         model = _pca_model(x, names, method, opts)
         if method == "dpca":
@@ -410,7 +568,10 @@ def fit_model(
             "folds",
             "horizon",
             "margin",
+            "hold",
+            "ridge",
         )
     }
+    model.hold = int(opts.hold)
     model.trained_on = {"rows": int(x.shape[0]), **(trained_on or {})}
     return model
