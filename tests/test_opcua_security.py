@@ -20,7 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from plantguard.auth import DEMO_USERS, ensure_users
 from plantguard.events import EventReader, default_bus
 from plantguard.store import Store
-from plantguard.testing import RunningSite, free_tcp_port
+from plantguard.testing import RunningSite, free_tcp_port, wait_for
 
 CLIENT_URI = "urn:plantguard:test:client"
 
@@ -28,6 +28,9 @@ CLIENT_URI = "urn:plantguard:test:client"
 def _site(sim: int, opcua: int, pki: Path) -> str:
     return f"""
 id: plant
+scan_interval: 0.1
+rules:
+  failed_logins: {{threshold: 2, window: 60}}
 services:
   sim: {{port: {sim}, scenario: none}}
   opcua: {{port: {opcua}, pki_dir: "{pki}"}}
@@ -91,7 +94,7 @@ async def test_secure_defaults(
     sim, opcua = free_tcp_port(), free_tcp_port()
     endpoint = f"opc.tcp://127.0.0.1:{opcua}/plantguard"
     key, cert = await _client_cert(tmp_path)
-    async with running_site(_site(sim, opcua, pki), db=db):
+    async with running_site(_site(sim, opcua, pki), db=db) as engine:
         # Only encrypted endpoints are offered, with user name tokens only.
         endpoints = await Client(endpoint).connect_and_get_server_endpoints()
         assert {e.SecurityMode for e in endpoints} == {ua.MessageSecurityMode.SignAndEncrypt}
@@ -130,14 +133,22 @@ async def test_secure_defaults(
                     await node.read_data_value(raise_on_bad_status=False)
                 ).StatusCode is not None
 
-        # A wrong password is refused and reported.
-        client = await _secure_client(endpoint, key, cert, "operator", "guess")
-        with pytest.raises((ua.UaError, OSError, TimeoutError)):
-            async with client:
-                pass
-        assert [(e.kind, e.user) for e in reader.drain() if e.kind == "failed_login"] == [
-            ("failed_login", "operator")
-        ]
+        # Wrong passwords are refused and reported; a burst raises the site's security alarm.
+        for _ in range(2):
+            client = await _secure_client(endpoint, key, cert, "operator", "guess")
+            with pytest.raises((ua.UaError, OSError, TimeoutError)):
+                async with client:
+                    pass
+        failed = [(e.kind, e.user) for e in reader.drain() if e.kind == "failed_login"]
+        assert failed == [("failed_login", "operator")] * 2
+        await wait_for(lambda: engine.alarms.status["security.failed_logins"].state.active)
+        client = await _secure_client(endpoint, key, cert, "operator", "operator")
+        async with client:  # the site-wide alarm is a condition in the site's Alarms folder
+            ns = await client.get_namespace_index("urn:plantguard")
+            path = [f"{ns}:PlantGuard", f"{ns}:plant", f"{ns}:Alarms"]
+            folder = await client.nodes.objects.get_child(path)
+            names = [(await c.read_browse_name()).Name for c in await folder.get_children()]
+            assert "security.failed_logins" in names, names
 
     server_cert = (pki / "own" / "cert.der").read_bytes()
     async with running_site(_site(sim, free_tcp_port(), pki), db=db):

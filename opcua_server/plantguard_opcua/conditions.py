@@ -105,8 +105,19 @@ class ConditionPublisher:
         for definition in self.manager.definitions.values():
             found = devices.get(definition.device_id)
             if found is None:
-                log.warning(
-                    "alarm %s: no device %r; no condition", definition.id, definition.device_id
+                # Site-wide alarms (security rules about the gateway, not one device)
+                # live in the site's own Alarms folder, with the site as their source.
+                site_path = nodeids.site_path(site)
+                site_node = _node_id(site_path, self.ns)
+                if "" not in folders:
+                    folders[""] = await self._alarms_folder(site_path, site_node, server_node)
+                await self._condition(
+                    definition,
+                    folder=folders[""],
+                    device_path=site_path,
+                    device_node=site_node,
+                    source=site_node,
+                    source_name=definition.source_id or site.id,
                 )
                 continue
             area, device = found

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import socket
 from pathlib import Path
 
 from asyncua import ua
@@ -154,7 +155,7 @@ async def configure_security(
             key,
             cert,
             application_uri,
-            options.host,
+            socket.gethostname(),  # clients compare it with the host name they connect to
             [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
             {"commonName": f"PlantGuard {application_uri}", "organizationName": "PlantGuard"},
         )

@@ -66,6 +66,10 @@ def demo_site_text(*, opcua_port: int, modbus_port: int, db: str, scenario: str)
             if device.get("driver") == "modbus":
                 device.setdefault("connection", {})["port"] = modbus_port
     data.setdefault("store", {})["url"] = db
+    # Relative paths of the embedded site are relative to its package.
+    advisory = data.get("rules", {}).get("firmware_advisory")
+    if advisory and not Path(advisory["file"]).is_absolute():
+        advisory["file"] = str(resources.files("plantguard_sim").joinpath(advisory["file"]))
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 

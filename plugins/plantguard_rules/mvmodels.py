@@ -393,7 +393,7 @@ def held_out_statistics(
 
 def select_quantile(
     held: Sequence[FloatArray], candidates: Sequence[float], budget: float
-) -> tuple[float, list[float]]:
+) -> tuple[float | None, list[float]]:
     """The smallest of ``candidates`` whose limits hold ``budget`` on unseen folds.
 
     For each fold, limits are the quantile of the *other* folds' held-out
@@ -402,8 +402,9 @@ def select_quantile(
     statistics gives exactly 1 − q alarms on the rows it was computed from; on
     rows it was not computed from it gives more when normal operation wanders
     (the fold-to-fold drift a plant also shows between training and use), and
-    that is what this measures.  Returns the choice and the mean alarm rate of
-    every candidate tried; the last candidate if none is within budget.
+    that is what this measures.  Returns the choice (None when no candidate is
+    within budget: the setting cannot promise the rate) and the mean alarm rate
+    of every candidate tried.
     """
     rates: list[float] = []
     for q in sorted(candidates):
@@ -415,7 +416,7 @@ def select_quantile(
         rates.append(float(np.mean(per_fold)))
         if rates[-1] <= budget:
             return q, rates
-    return sorted(candidates)[-1], rates
+    return None, rates
 
 
 def _calibrated_limits(
