@@ -5,7 +5,6 @@ a real server and real asyncua clients with their own certificates."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,8 +45,8 @@ areas:
 
 
 @pytest.fixture
-def reader() -> Iterator[EventReader]:
-    yield default_bus().reader()
+def reader() -> EventReader:
+    return default_bus().reader()
 
 
 async def _client_cert(tmp_path: Path) -> tuple[Path, Path]:
@@ -69,6 +68,7 @@ async def _secure_client(
     cert: Path,
     user: str,
     password: str,
+    *,
     policy: type = SecurityPolicyBasic256Sha256,
 ) -> Client:
     client = Client(endpoint, timeout=5)
@@ -125,7 +125,9 @@ async def test_secure_defaults(
         # Trusting it (moving the file) lets it in, without a restart; both policies work.
         shutil.move(rejected[0], pki / "trusted" / rejected[0].name)
         for policy in (SecurityPolicyBasic256Sha256, SecurityPolicyAes256Sha256RsaPss):
-            client = await _secure_client(endpoint, key, cert, "operator", "operator", policy)
+            client = await _secure_client(
+                endpoint, key, cert, "operator", "operator", policy=policy
+            )
             async with client:
                 ns = await client.get_namespace_index("urn:plantguard")
                 node = client.get_node(ua.NodeId("plant/yard/tank1/Points/level", ns))
