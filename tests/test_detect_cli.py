@@ -174,3 +174,31 @@ def test_site_level_rule_settings_are_validated(
     message = str(info.value)
     assert "rules.failed_logins.threshold" in message
     assert "rule 'limit' has no site-level settings" in message
+
+
+def test_fit_residual_method_writes_a_model_the_rule_scores(tmp_path: Path) -> None:
+    train = _write(tmp_path / "t.csv", ["a", "b", "c"], _data(200, 0))
+    out = tmp_path / "m.json"
+    args = ["detect", "fit", "--input", str(train), "--output", str(out), "--method", "residual"]
+    assert main(args) == 0
+    model = json.loads(out.read_text())
+    assert (model["method"], model["hold"]) == ("residual", 30)
+    data = _data(200, 1)
+    data[120:, 2] += 3.0
+    flags_csv = tmp_path / "f.csv"
+    score = ["detect", "score", "--model", str(out), "--input"]
+    assert (
+        main(
+            [
+                *score,
+                str(_write(tmp_path / "d.csv", ["a", "b", "c"], data)),
+                "--output",
+                str(flags_csv),
+            ]
+        )
+        == 0
+    )
+    with flags_csv.open() as f:
+        rows = list(csv.DictReader(f))
+    assert np.mean([int(r["flag"]) for r in rows[:100]]) < 0.1
+    assert np.mean([int(r["flag"]) for r in rows[140:]]) > 0.9

@@ -52,7 +52,7 @@ def _correlated(n: int, seed: int = 0) -> Array:
 NAMES = ["a", "b", "c", "d"]
 
 
-@pytest.mark.parametrize("method", ["pca", "dpca", "mewma"])
+@pytest.mark.parametrize("method", ["pca", "dpca", "mewma", "residual"])
 def test_in_control_false_alarms_are_low_and_a_broken_correlation_is_flagged(method: str) -> None:
     model = fit_model(_correlated(600), NAMES, method)  # type: ignore[arg-type]
     normal = _correlated(600, seed=1)

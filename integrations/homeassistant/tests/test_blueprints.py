@@ -13,17 +13,13 @@ from datetime import timedelta
 from pathlib import Path
 import shutil
 
-from pytest_homeassistant_custom_component.common import (
-    async_fire_time_changed,
-    async_mock_service,
-)
-
 from homeassistant.components.blueprint import models
 from homeassistant.components.blueprint.schemas import BLUEPRINT_SCHEMA
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 from homeassistant.util.yaml import load_yaml_dict
+from pytest_homeassistant_custom_component.common import async_fire_time_changed, async_mock_service
 
 from .gateway import MAIN
 
@@ -60,7 +56,7 @@ async def _turn_off(hass: HomeAssistant) -> None:
 async def _until(check: Callable[[], bool]) -> None:
     """Wait for a running automation (block_till_done would wait for its whole run)."""
     async with asyncio.timeout(10):
-        while not check():
+        while not check():  # noqa: ASYNC110 - the automation offers nothing to await
             await asyncio.sleep(0.01)
 
 
@@ -169,9 +165,17 @@ async def test_maintenance_reminder(hass: HomeAssistant, tmp_path: Path) -> None
     todo = "todo.plantguard_demo_plant_maintenance_due"
     notified = async_mock_service(hass, "notify", "lead")
     items = [
-        {"summary": "Buffer tank 1: Tank wall thickness inspection", "due": "2026-11-25T00:00:00+00:00", "description": "overdue"},
-        {"summary": "Transfer pump 1: Grease motor bearings", "due": "2026-12-02T00:00:00+00:00", "description": "due_soon"},
-    ]  # fmt: skip
+        {
+            "summary": "Buffer tank 1: Tank wall thickness inspection",
+            "due": "2026-11-25T00:00:00+00:00",
+            "description": "overdue",
+        },
+        {
+            "summary": "Transfer pump 1: Grease motor bearings",
+            "due": "2026-12-02T00:00:00+00:00",
+            "description": "due_soon",
+        },
+    ]
     asked: list[ServiceCall] = []
 
     async def get_items(call: ServiceCall) -> ServiceResponse:
