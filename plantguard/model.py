@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -249,11 +250,12 @@ class Site(_Frozen):
                 seen[device.id] = area.id
         return self
 
-    @property
+    # Cached: the site is frozen, and code indexes these per point (``points[i]``).
+    @cached_property
     def devices(self) -> tuple[Device, ...]:
         return tuple(d for a in self.areas for d in a.devices)
 
-    @property
+    @cached_property
     def points(self) -> tuple[Point, ...]:
         return tuple(p for d in self.devices for p in d.points)
 

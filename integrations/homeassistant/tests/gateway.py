@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 from pathlib import Path
+import shutil
 import signal
 import socket
 import subprocess
@@ -127,6 +128,10 @@ class Gateway:
             for device in area["devices"]:
                 device["connection"]["port"] = self.modbus_port
         edit(site)
+        # Files the demo site names by relative path (advisories …) sit beside it.
+        for data in DEMO_SITE.parent.iterdir():
+            if data.suffix in (".yaml", ".yml", ".json", ".csv") and data != DEMO_SITE:
+                shutil.copy(data, self.workdir / data.name)
         self.site = self.workdir / "site.yaml"
         self.site.write_text(yaml.safe_dump(site, allow_unicode=True, sort_keys=False))
 

@@ -8,6 +8,7 @@ from unittest.mock import patch
 
 from asyncua import Server
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME
 from homeassistant.core import HomeAssistant
@@ -65,7 +66,6 @@ async def test_user_flow_creates_entry(hass: HomeAssistant, shared_gateway: Gate
         ({CONF_URL: "http://127.0.0.1:4840"}, CONF_URL, "invalid_url"),
         ({CONF_PASSWORD: "wrong"}, "base", "invalid_auth"),
         ({CONF_USERNAME: "nobody"}, "base", "invalid_auth"),
-        ({CONF_SECURITY_MODE: "sign_and_encrypt"}, CONF_SECURITY_MODE, "security_mode_not_offered"),
         ({CONF_SECURITY_MODE: "sign"}, CONF_SECURITY_MODE, "security_mode_not_offered"),
         ({CONF_URL: "closed-port"}, "base", "cannot_connect"),
     ],
@@ -94,6 +94,24 @@ async def test_user_flow_errors_and_recovery(
     await hass.async_block_till_done()
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.config_entries.async_unload(result["result"].entry_id)
+
+
+async def test_sign_and_encrypt(
+    hass: HomeAssistant, shared_gateway: Gateway, tmp_path: Path
+) -> None:
+    """The demo offers SignAndEncrypt (trusting any client): a signed, encrypted session."""
+    hass.config.config_dir = str(tmp_path)
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _input(shared_gateway, **{CONF_SECURITY_MODE: "sign_and_encrypt"})
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    entry = result["result"]
+    assert entry.state is ConfigEntryState.LOADED
+    assert (tmp_path / ".storage" / "plantguard" / "client_cert.der").is_file()
+    assert hass.states.get("sensor.buffer_tank_1_level").state != "unavailable"
+    await hass.config_entries.async_unload(entry.entry_id)
 
 
 async def test_user_flow_not_a_plantguard_gateway(
@@ -223,5 +241,5 @@ def test_client_certificate(tmp_path: Path) -> None:
         x509.SubjectAlternativeName
     ).value.get_values_for_type(x509.UniformResourceIdentifier)
     assert uris == ["urn:homeassistant:plantguard"]
-    assert key.startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert serialization.load_der_private_key(key, password=None).key_size == 2048
     assert ensure_client_certificate(tmp_path) == (cert, key)

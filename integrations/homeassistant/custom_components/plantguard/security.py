@@ -22,13 +22,13 @@ from homeassistant.core import HomeAssistant
 from .api import CLIENT_APPLICATION_URI
 
 CERT_FILE = "client_cert.der"
-KEY_FILE = "client_key.pem"
+KEY_FILE = "client_key.der"
 
 
 def ensure_client_certificate(directory: Path) -> tuple[bytes, bytes]:
     """Load the client certificate and key from ``directory/plantguard``, making them if absent.
 
-    Returns ``(certificate DER, private key PEM)``.
+    Returns ``(certificate DER, private key DER)``: asyncua reads key bytes as DER.
     """
     folder = directory / "plantguard"
     cert_path, key_path = folder / CERT_FILE, folder / KEY_FILE
@@ -71,16 +71,16 @@ def ensure_client_certificate(directory: Path) -> tuple[bytes, bytes]:
         .sign(key, hashes.SHA256())
     )
     cert_der = cert.public_bytes(serialization.Encoding.DER)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
+    key_der = key.private_bytes(
+        serialization.Encoding.DER,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
     folder.mkdir(parents=True, exist_ok=True)
-    key_path.write_bytes(key_pem)
+    key_path.write_bytes(key_der)
     key_path.chmod(0o600)
     cert_path.write_bytes(cert_der)
-    return cert_der, key_pem
+    return cert_der, key_der
 
 
 async def async_client_certificate(hass: HomeAssistant, directory: Path) -> tuple[bytes, bytes]:
