@@ -99,7 +99,7 @@ def test_run_for_a_duration_then_read_alarms_and_trend(
     assert main(["trend", "tank1.level", "--db", str(db), "--last", "600"]) == 0
     captured = capsys.readouterr()
     n = int(captured.err.split()[0])
-    assert n >= 2
+    assert n >= 1  # at least the first value (history keeps changes only)
     assert len(captured.out.splitlines()) == n
 
 
