@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from asyncua import Client, ua
 
+import plantguard
 from plantguard.auth import DEMO_USERS, ensure_users
 from plantguard.records.models import DeviceRecord, MaintenancePlan
 from plantguard.store import Store
@@ -40,6 +41,8 @@ def _seed(db: str) -> None:
         [
             MaintenancePlan(id="tank1-insp", device_id="tank1", kind="inspection", title="Wall thickness",
                             trigger="calendar", interval=365, lead=30, start=dt.date(2020, 1, 1)),
+            MaintenancePlan(id="tank1-runtime", device_id="tank1", title="Mixer service",
+                            trigger="runtime", interval=500, point="tank1.level"),
         ]
     )  # fmt: skip
     ensure_users(store.users, DEMO_USERS)
@@ -64,10 +67,21 @@ async def test_maintenance_nodes_and_record_maintenance(
             assert await _read(client, ns, f"{device}/Maintenance#Overdue") is True
             assert await _read(client, ns, f"{device}/Maintenance#PlansDue") == 1
             assert await _read(client, ns, f"{device}/Maintenance/tank1-insp#State") == "overdue"
+            assert await _read(client, ns, f"{device}/Maintenance/tank1-insp#Kind") == "inspection"
             assert await _read(client, ns, f"{device}/Maintenance#NextDue") == dt.datetime(
                 2020, 1, 1, tzinfo=dt.UTC
             )
             assert await _read(client, ns, "plant/Maintenance#Overdue") == 1
+            # A plan without a due date (a meter plan) reads as a null DateTime, not an error.
+            assert await _read(client, ns, f"{device}/Maintenance/tank1-runtime#DueAt") is None
+            assert await _read(client, ns, f"{device}/Maintenance/tank1-runtime#State") == "idle"
+            build = await client.get_node(
+                ua.NodeId(ua.ObjectIds.Server_ServerStatus_BuildInfo)
+            ).read_value()
+            assert (build.ManufacturerName, build.SoftwareVersion) == (
+                "PlantGuard",
+                plantguard.__version__,
+            )
             assert await _read(client, ns, "plant/Statistics#Devices") == 1
             # Anonymous sessions may read, not record.
             method = client.get_node(ua.NodeId(f"{device}.RecordMaintenance", ns))

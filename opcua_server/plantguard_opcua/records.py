@@ -3,7 +3,7 @@
 Per device, beside its properties and points::
 
     <device>/Maintenance          NextDue, LastDone, Overdue, DueSoon, PlansDue
-    <device>/Maintenance/<plan>   State, DueAt, Remaining, Unit, Title
+    <device>/Maintenance/<plan>   Title, Kind, State, DueAt, Remaining, Unit
     <device>/Statistics           OnlineRate, Availability, Outages, MTBF_h, MTTR_h, Alarms
     <device>.RecordMaintenance    (PlanId, WorkDone, Result, Passed, CertificateNumber,
                                    Performer) → RecordId
@@ -63,6 +63,7 @@ _DEVICE_MAINTENANCE = {
 }
 _PLAN = {
     "Title": ua.VariantType.String,
+    "Kind": ua.VariantType.String,
     "State": ua.VariantType.String,
     "DueAt": ua.VariantType.DateTime,
     "Remaining": ua.VariantType.Double,
@@ -111,10 +112,15 @@ def _nid(identifier: str, ns: int) -> ua.NodeId:
 
 
 _STRING = ua.NodeId(ua.Int32(ObjectIds.String))
+_DATETIME = ua.NodeId(ua.Int32(ObjectIds.DateTime))
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    return value.astimezone(dt.UTC).replace(tzinfo=None) if value else None
+def _time(value: dt.datetime | None) -> ua.Variant:
+    """A DateTime value, or a null Variant when there is none: asyncua cannot encode a
+    None DateTime (the read fails), and 1601-01-01 would be a date, not "unknown"."""
+    if value is None:
+        return ua.Variant()
+    return ua.Variant(value.astimezone(dt.UTC).replace(tzinfo=None), ua.VariantType.DateTime)
 
 
 def _number(value: float | None) -> float:
@@ -211,12 +217,14 @@ class RecordsPublisher:
         out = {}
         for var_name, vtype in variables.items():
             node_id = _nid(f"{path}#{var_name}", self._ns)
-            initial = (
-                ua.Variant(None, vtype)
-                if vtype is ua.VariantType.DateTime
-                else ua.Variant(_zero(vtype), vtype)
-            )
-            await obj.add_variable(node_id, ua.QualifiedName(var_name, self._ns), initial)
+            if vtype is ua.VariantType.DateTime:
+                await obj.add_variable(
+                    node_id, ua.QualifiedName(var_name, self._ns), _time(None),
+                    datatype=_DATETIME,
+                )  # fmt: skip
+            else:
+                initial = ua.Variant(_zero(vtype), vtype)
+                await obj.add_variable(node_id, ua.QualifiedName(var_name, self._ns), initial)
             out[var_name] = node_id
         return out
 
@@ -319,15 +327,11 @@ class RecordsPublisher:
             writes += [
                 (
                     m["NextDue"],
-                    ua.Variant(
-                        _utc(min(due_times)) if due_times else None, ua.VariantType.DateTime
-                    ),
+                    _time(min(due_times) if due_times else None),
                 ),
                 (
                     m["LastDone"],
-                    ua.Variant(
-                        _utc(max(done_times)) if done_times else None, ua.VariantType.DateTime
-                    ),
+                    _time(max(done_times) if done_times else None),
                 ),
                 (
                     m["Overdue"],
@@ -349,8 +353,9 @@ class RecordsPublisher:
                     continue  # plan added after start: shown after the next restart
                 writes += [
                     (plan_nodes["Title"], ua.Variant(status.plan.title, ua.VariantType.String)),
+                    (plan_nodes["Kind"], ua.Variant(status.plan.kind.value, ua.VariantType.String)),
                     (plan_nodes["State"], ua.Variant(status.state.value, ua.VariantType.String)),
-                    (plan_nodes["DueAt"], ua.Variant(_utc(status.due_at), ua.VariantType.DateTime)),
+                    (plan_nodes["DueAt"], _time(status.due_at)),
                     (
                         plan_nodes["Remaining"],
                         ua.Variant(_number(status.remaining), ua.VariantType.Double),

@@ -8,6 +8,7 @@ bound, so a client that connects at once never browses a half-built tree.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import socket
 import time
@@ -15,6 +16,7 @@ from collections.abc import Callable
 
 from asyncua.server.server import Server
 
+from plantguard import __version__
 from plantguard.services import EngineView, Service
 
 from . import compat
@@ -75,6 +77,10 @@ class OpcUaService(Service):
             await server.init()
             application_uri = f"urn:plantguard:{engine.site.id}:opcua"
             await server.set_application_uri(application_uri)
+            await server.set_build_info(
+                "urn:plantguard", "PlantGuard", "PlantGuard gateway", __version__, __version__,
+                dt.datetime.now(dt.UTC),
+            )  # fmt: skip
             server.set_server_name(opts.application_name)
             server.set_endpoint(endpoint)
             alarms = engine.alarms

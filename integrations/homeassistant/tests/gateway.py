@@ -122,8 +122,8 @@ class Gateway:
         import yaml
 
         site = yaml.safe_load(DEMO_SITE.read_text())
-        site["services"]["sim"] = {"port": self.modbus_port, "scenario": "none"}
-        site["services"]["opcua"] = {"port": self.opcua_port}
+        site["services"]["sim"] |= {"port": self.modbus_port, "scenario": "none"}
+        site["services"]["opcua"] |= {"port": self.opcua_port}
         for area in site["areas"]:
             for device in area["devices"]:
                 device["connection"]["port"] = self.modbus_port

@@ -77,7 +77,7 @@ async def test_alarm_acknowledged_from_home_assistant(
 
     # A stale EventId (another client acted since) is refreshed once, not failed on.
     client = entry.runtime_data.coordinator.client
-    alarm = entry.runtime_data.coordinator.data.model.alarms[
+    alarm = entry.runtime_data.coordinator.data.model.all_alarms[
         "demo/utilities/tank1/Alarms/pressure.limit"
     ]
     with pytest.raises(ActionRefused) as refused:

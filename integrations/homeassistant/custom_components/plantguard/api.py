@@ -389,19 +389,22 @@ class GatewayClient:
         site_refs = [r for r in sites if r.NodeClass == ua.NodeClass.Object]
         site_paths = [str(r.NodeId.Identifier) for r in site_refs]
         site_name = _text(site_refs[0].DisplayName) if site_refs else ""
+        # Areas are the site's folders; its Maintenance, Statistics and Alarms
+        # objects are the site's own.
         area_refs = [
             r
             for refs in await self._children(site_paths)
             for r in refs
-            if r.NodeClass == ua.NodeClass.Object
+            if _is_folder(r) and r.BrowseName.Name not in _RESERVED
         ]
         area_paths = [str(r.NodeId.Identifier) for r in area_refs]
         area_names = {p: _text(r.DisplayName) for p, r in zip(area_paths, area_refs, strict=True)}
+        # Devices are plain objects (BaseObjectType) in an area.
         device_refs: list[tuple[str, ua.ReferenceDescription]] = [
             (area, r)
             for area, refs in zip(area_paths, await self._children(area_paths), strict=True)
             for r in refs
-            if r.NodeClass == ua.NodeClass.Object
+            if _is_plain_object(r) and r.BrowseName.Name not in _RESERVED
         ]
         device_paths = [str(r.NodeId.Identifier) for _, r in device_refs]
         props = await self._read(
@@ -411,6 +414,12 @@ class GatewayClient:
         folders = await self._children(
             [f"{d}/{folder}" for d in device_paths for folder in ("Points", "Alarms")]
         )
+        site_alarm_refs = [
+            r
+            for refs in await self._children([f"{p}/Alarms" for p in site_paths])
+            for r in refs
+            if r.NodeClass == ua.NodeClass.Object
+        ]
         point_refs = [
             (device, r)
             for i, device in enumerate(device_paths)
@@ -459,6 +468,16 @@ class GatewayClient:
                     source_name=device_ids[device],
                 )
             )
+        site_alarms = tuple(
+            AlarmInfo(
+                key=str(ref.NodeId.Identifier),
+                device_key="",
+                alarm_id=ref.BrowseName.Name,
+                name=ref.BrowseName.Name,
+                source_name=site_paths[0],
+            )
+            for ref in site_alarm_refs
+        )
         devices = []
         count = len(_DEVICE_PROPERTIES)
         for i, (area, ref) in enumerate(device_refs):
@@ -495,6 +514,7 @@ class GatewayClient:
             product=_text(getattr(build, "ProductName", "")) or "PlantGuard",
             software_version=_text(getattr(build, "SoftwareVersion", "")),
             devices=tuple(devices),
+            alarms=site_alarms,
         )
 
     async def read_state(self, model: GatewayModel) -> Snapshot:
@@ -502,7 +522,7 @@ class GatewayClient:
         try:
             point_keys = list(model.points)
             values = await self._read(point_keys, ua.AttributeIds.Value)
-            alarm_keys = list(model.alarms)
+            alarm_keys = list(model.all_alarms)
             paths = [
                 f"{key}.{field.replace('/', '.')}"
                 for key in alarm_keys
@@ -590,7 +610,7 @@ class GatewayClient:
             nodes = [self._node(key) for key in model.points]
             self._points_by_node = {node.nodeid: node.nodeid.Identifier for node in nodes}
             self._alarms_by_node = {
-                ua.NodeId(key, self._ns, ua.NodeIdType.String): key for key in model.alarms
+                ua.NodeId(key, self._ns, ua.NodeIdType.String): key for key in model.all_alarms
             }
             if nodes:
                 await sub.subscribe_data_change(nodes, queuesize=10)
@@ -722,6 +742,23 @@ class _Handler:
 
     def status_change_notification(self, status: ua.StatusChangeNotification) -> None:
         self._client._on_status(status)
+
+
+#: Names of the objects a site or device has besides areas and devices.
+_RESERVED: Final = frozenset({"Alarms", "Maintenance", "Statistics", "Points"})
+
+
+def _type_is(ref: ua.ReferenceDescription, type_id: int) -> bool:
+    definition = ref.TypeDefinition
+    return definition.NamespaceIndex == 0 and definition.Identifier == type_id
+
+
+def _is_folder(ref: ua.ReferenceDescription) -> bool:
+    return ref.NodeClass == ua.NodeClass.Object and _type_is(ref, ua.ObjectIds.FolderType)
+
+
+def _is_plain_object(ref: ua.ReferenceDescription) -> bool:
+    return ref.NodeClass == ua.NodeClass.Object and _type_is(ref, ua.ObjectIds.BaseObjectType)
 
 
 def _data_type(node_id: Any) -> str:

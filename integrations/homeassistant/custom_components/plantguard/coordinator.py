@@ -130,6 +130,10 @@ class PlantGuardCoordinator(DataUpdateCoordinator[PlantGuardData]):
                 translation_key="cannot_connect",
                 translation_placeholders={"error": str(err) or type(err).__name__},
             ) from err
+        except BaseException:
+            # Whatever went wrong, the session and its tasks must not outlive the attempt.
+            await client.disconnect()
+            raise
         previous = self.data.model if self.data is not None else None
         self.client = client
         data = PlantGuardData(model=model, points=snapshot.points, alarms=snapshot.alarms)
@@ -196,7 +200,7 @@ class PlantGuardCoordinator(DataUpdateCoordinator[PlantGuardData]):
 
     @callback
     def _async_apply(self, data: PlantGuardData, batch: list[Update]) -> None:
-        alarms_info = data.model.alarms
+        alarms_info = data.model.all_alarms
         changed: list[tuple[AlarmInfo, AlarmStatus, Transition]] = []
         for update in batch:
             if isinstance(update, AlarmUpdate):
@@ -249,7 +253,7 @@ class PlantGuardCoordinator(DataUpdateCoordinator[PlantGuardData]):
                 device_registry.async_update_device(
                     entry.id, remove_config_entry_id=self.config_entry.entry_id
                 )
-        gone = (set(old.points) | set(old.alarms)) - (set(new.points) | set(new.alarms))
+        gone = (set(old.points) | set(old.all_alarms)) - (set(new.points) | set(new.all_alarms))
         entity_registry = er.async_get(self.hass)
         for entity in er.async_entries_for_config_entry(
             entity_registry, self.config_entry.entry_id

@@ -124,6 +124,8 @@ class GatewayModel:
     product: str
     software_version: str
     devices: tuple[DeviceInfo, ...] = ()
+    #: The site's own alarms (security detections …), shown on the gateway's device.
+    alarms: tuple[AlarmInfo, ...] = ()
 
     def device(self, key: str) -> DeviceInfo | None:
         return next((d for d in self.devices if d.key == key), None)
@@ -133,8 +135,8 @@ class GatewayModel:
         return {p.key: p for d in self.devices for p in d.points}
 
     @property
-    def alarms(self) -> dict[str, AlarmInfo]:
-        return {a.key: a for d in self.devices for a in d.alarms}
+    def all_alarms(self) -> dict[str, AlarmInfo]:
+        return {a.key: a for a in self.alarms} | {a.key: a for d in self.devices for a in d.alarms}
 
 
 @dataclass(frozen=True, slots=True)

@@ -188,6 +188,10 @@ async def async_setup_entry(
         if not known:
             entities.extend(PlantGuardSensor(coordinator, d) for d in GATEWAY_SENSORS)
             known.update(d.key for d in GATEWAY_SENSORS)
+        for alarm in coordinator.data.model.alarms:  # the site's own, on the gateway
+            if alarm.key not in known:
+                known.add(alarm.key)
+                entities.append(PlantGuardSensor(coordinator, _alarm(alarm)))
         for device in coordinator.data.model.devices:
             descriptions = [
                 _device_status(device),

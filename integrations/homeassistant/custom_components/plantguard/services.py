@@ -137,7 +137,7 @@ def _alarms(
             )
         coordinator: PlantGuardCoordinator = entry.runtime_data.coordinator
         key = entity.unique_id.removeprefix(f"{coordinator.uri}-")
-        alarm = coordinator.data.model.alarms.get(key)
+        alarm = coordinator.data.model.all_alarms.get(key)
         if alarm is None:
             raise ServiceValidationError(
                 translation_domain=DOMAIN,
