@@ -4,8 +4,9 @@ Reads and acts on the store given by ``--db``.  ``ack`` and ``shelve`` go throug
 the same entry point as OPC UA (:meth:`plantguard.alarms.AlarmManager.act`): the
 user is authenticated against the store's users (password from
 ``PLANTGUARD_PASSWORD`` or a prompt), the role is checked, and the action is
-journalled with user, time and comment.  They act on the stored state, so use
-them while the gateway is stopped; a running gateway is acted on through OPC UA.
+journalled with user, time and comment.  They act on the stored state, so they
+refuse while a gateway runs on the store (its lease, :mod:`plantguard.store.lease`):
+a running gateway is acted on through OPC UA.
 ``plantguard alarms --db FILE`` alone lists the alarms, as before.
 """
 
@@ -29,6 +30,7 @@ from ..host import PluginHost
 from ..kpi import JournalEntry, KpiReport, compute_kpis, parse_duration
 from ..model import AlarmDefinition, Priority
 from ..store import Store
+from ..store.lease import LeaseHeld
 from ..store.schema import alarms as alarms_table
 from .common import SubParsers, add_db_argument, fmt_time, open_store
 
@@ -200,6 +202,15 @@ def _act(args: argparse.Namespace, host: PluginHost) -> int:
     if password is None:
         password = getpass.getpass(f"password for {args.user}: ")
     with open_store(args.db) as store:
+        try:
+            store.lease.check_free()
+        except LeaseHeld as exc:
+            print(
+                f"plantguard: {exc}: act from an OPC UA client or Home Assistant "
+                "(the gateway's one entry point), or stop the gateway first",
+                file=sys.stderr,
+            )
+            return 1
         principal = authenticate(store.users, args.user, password)
         if principal is None:
             print("plantguard: wrong user name or password", file=sys.stderr)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import sys
 
 from plantguard_sim import demo_records
 
@@ -15,6 +16,7 @@ from ..console import Console
 from ..engine import Engine
 from ..host import PluginHost
 from ..store import Store
+from ..store.lease import LeaseHeld
 from .common import DEMO_DB, SubParsers, add_db_argument, demo_site_text
 
 __all__ = ["add_commands"]
@@ -63,6 +65,12 @@ def serve(
     """Run the engine until Ctrl-C, SIGTERM or ``duration``; everything flushed on the way out."""
     host.hook.plantguard_site_loaded(site=loaded.site)
     store = Store(db)
+    try:
+        store.lease.acquire(f"plantguard {'demo' if demo else 'run'}, site {loaded.site.id}")
+    except LeaseHeld as exc:
+        store.close()
+        print(f"plantguard: {exc}; one gateway per database (or schema)", file=sys.stderr)
+        return 1
     if demo:  # the demo's users viewer, operator, engineer (password = name); `run` has none
         ensure_users(store.users, DEMO_USERS)
         demo_records.seed(store, loaded.site)

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from ..alarms import AlarmState, AlarmStatus, Shelving, Transition
 from ..model import AlarmDefinition, Point
 from . import migrate
+from .lease import GatewayLease
 from .records import RecordStore
 from .schema import alarm_journal, alarms, history, points
 from .users import UserStore
@@ -79,10 +80,12 @@ class Store:
         if migrate_to_head:
             migrate.upgrade(self.engine)
         self.records = RecordStore(self.engine)
+        self.lease = GatewayLease(self.engine)
         self.users = UserStore(self.engine)
         self._point_keys: dict[str, int] = {}
 
     def close(self) -> None:
+        self.lease.release()
         self.engine.dispose()
 
     # --- points and history ----------------------------------------------------------
