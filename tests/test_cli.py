@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from plantguard.cli import demo_site_text, main
 from plantguard.testing import free_tcp_port
@@ -72,6 +73,10 @@ def test_run_for_a_duration_then_read_alarms_and_trend(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     site = _demo_site(tmp_path)
+    # Without the OPC UA service (tested elsewhere) the run polls from its first second.
+    data = yaml.safe_load(site.read_text(encoding="utf-8"))
+    del data["services"]["opcua"]
+    site.write_text(yaml.safe_dump(data), encoding="utf-8")
     db = tmp_path / "run.db"
     assert (
         main(
