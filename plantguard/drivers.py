@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -97,8 +97,3 @@ class DriverType(abc.ABC):
     def validate_device(self, connection: BaseModel, addresses: Mapping[str, BaseModel]) -> None:
         """Cross-field checks beyond the models (overlapping registers …); raise ValueError."""
         return None
-
-
-def model_from(model: type[BaseModel], data: Mapping[str, Any]) -> BaseModel:
-    """Validate a mapping with a plugin's model (one place, so errors are mapped alike)."""
-    return model.model_validate(dict(data))

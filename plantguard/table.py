@@ -1,7 +1,7 @@
 """The current-value table: one numpy slot per point.
 
 Drivers write whole poll-group blocks into it, rules read whole arrays from it,
-and publishers ask which slots changed since they last looked.  Keeping values
+and each update returns the slots that changed, for history and publishers.  Keeping values
 in arrays rather than per-point objects is what lets one gateway scan tens of
 thousands of points a second.
 """
@@ -33,8 +33,6 @@ class ValueTable:
             n, Quality.BAD_WAITING_FOR_INITIAL_DATA, dtype=np.uint8
         )
         self.source_time: FloatArray = np.zeros(n)
-        self._version: npt.NDArray[np.int64] = np.zeros(n, dtype=np.int64)
-        self._counter = 0
 
     def __len__(self) -> int:
         return len(self.point_ids)
@@ -59,22 +57,9 @@ class ValueTable:
         self.quality[idx] = quality
         self.source_time[idx] = source_time
         changed: IndexArray = idx[changed_mask]
-        if changed.size:
-            self._counter += 1
-            self._version[changed] = self._counter
         return changed
 
     def set_quality(self, idx: IndexArray, quality: Quality, source_time: float) -> IndexArray:
         """Mark points with a quality (e.g. communication loss) keeping their last value."""
         q = np.full(idx.size, quality, dtype=np.uint8)
         return self.update(idx, self.values[idx].copy(), q, source_time)
-
-    @property
-    def version(self) -> int:
-        """A counter that grows whenever any slot changes."""
-        return self._counter
-
-    def changed_since(self, version: int) -> IndexArray:
-        """Indices of the slots changed after ``version`` (see :attr:`version`)."""
-        found: IndexArray = np.flatnonzero(self._version > version)
-        return found
