@@ -93,6 +93,8 @@ class ConditionPublisher:
         self._event_ids: dict[str, deque[bytes]] = {}
         self._variables: dict[str, dict[str, ua.NodeId]] = {}
         self.methods: list[tuple[ua.NodeId, str]] = []
+        #: The first condition of each event type, copied for the others.
+        self._templates: dict[int, compat.NodeTemplate] = {}
 
     # --- building ---------------------------------------------------------------------------
 
@@ -183,13 +185,25 @@ class ConditionPublisher:
         node_id = _node_id(
             nodeids.condition_path(device_path, definition.device_id, definition.id), self.ns
         )
-        [_condition, *children] = await instantiate(
-            self.server.get_node(folder),
-            self.server.get_node(numeric_node(event_type)),
-            nodeid=node_id,
-            bname=ua.QualifiedName(local, self.ns),
-            dname=ua.LocalizedText(local),
-        )
+        template = self._templates.get(event_type)
+        if template is None:
+            nodes = await instantiate(
+                self.server.get_node(folder),
+                self.server.get_node(numeric_node(event_type)),
+                nodeid=node_id,
+                bname=ua.QualifiedName(local, self.ns),
+                dname=ua.LocalizedText(local),
+            )
+            created = [n.nodeid for n in nodes]
+            self._templates[event_type] = compat.NodeTemplate.capture(self.server, node_id, created)
+        else:
+            created = template.stamp(
+                self.server,
+                node_id,
+                folder,
+                ua.QualifiedName(local, self.ns),
+                ua.LocalizedText(local),
+            )
         await self.server.get_node(source).add_reference(node_id, ObjectIds.HasCondition)
         info = ConditionInfo(
             alarm_id=definition.id,
@@ -209,16 +223,18 @@ class ConditionPublisher:
         self.by_object[_node_id(f"{ident}.ShelvingState", self.ns)] = definition.id
         prefix = f"{ident}."
         variables: dict[str, ua.NodeId] = {}
-        for child in children:
-            ident = child.nodeid.Identifier
+        children = created[1:]
+        for child, node_class in zip(
+            children, compat.node_classes(self.server, children), strict=True
+        ):
+            ident = child.Identifier
             if not isinstance(ident, str) or not ident.startswith(prefix):
                 continue
             path = ident[len(prefix) :].replace(".", "/")
-            node_class = await child.read_node_class()
             if node_class == ua.NodeClass.Variable:
-                variables[path] = child.nodeid
+                variables[path] = child
             elif node_class == ua.NodeClass.Method:
-                self.methods.append((child.nodeid, path.rsplit("/", 1)[-1]))
+                self.methods.append((child, path.rsplit("/", 1)[-1]))
         self._variables[definition.id] = variables
 
     # --- publishing ---------------------------------------------------------------------------

@@ -75,6 +75,7 @@ class OpcUaService(Service):
         self._server = server
         try:
             await server.init()
+            compat.cache_reference_subtypes(server)
             application_uri = f"urn:plantguard:{engine.site.id}:opcua"
             await server.set_application_uri(application_uri)
             await server.set_build_info(
