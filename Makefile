@@ -8,7 +8,7 @@ PACKAGES := -p plantguard -p plantguard_opcua -p plantguard_modbus -p plantguard
 DEMO_ARGS ?=
 BENCHDATA ?= ../shared/benchdata
 
-.PHONY: venv demo test lint typecheck pytest interop test-ha bench bench-modbus bench-detect bench-rules clean
+.PHONY: venv demo test lint typecheck pytest interop test-ha bench bench-modbus bench-detect bench-rules bench-scale clean
 
 venv: $(VENV)/.installed
 
@@ -39,7 +39,7 @@ interop: venv
 		&& PLANTGUARD_PYTHON=$(abspath $(BIN))/python npm test --silent
 
 # Benchmarks measure speed and detection quality; tests never assert timings.
-bench: bench-modbus bench-detect bench-rules
+bench: bench-modbus bench-detect bench-rules bench-scale
 
 bench-modbus: venv
 	$(BIN)/python bench/modbus_bench.py
@@ -50,6 +50,9 @@ bench-detect: venv
 bench-rules: venv
 	$(BIN)/python bench/rules_bench.py
 	$(BIN)/python bench/prediction_bench.py
+
+bench-scale: venv
+	$(BIN)/python bench/scale_bench.py --sizes 1000 10000 50000
 
 # Home Assistant integration: its own Python 3.13 environment (.venv-ha), installed with
 # Home Assistant's own pins as constraints (taken from the HA wheel once, cached in the venv).

@@ -296,6 +296,11 @@ class ConditionPublisher:
                     variant = ua.Variant(empty)
                 else:
                     continue
+            if variant.Value is None:
+                # A null field (no shelving end time …): a DataValue without a value,
+                # which asyncua accepts for any data type and clients read as null.
+                await self.server.write_attribute_value(node_id, ua.DataValue())
+                continue
             await self.server.write_attribute_value(node_id, ua.DataValue(variant))
 
     # --- for methods --------------------------------------------------------------------------

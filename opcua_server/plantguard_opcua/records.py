@@ -113,13 +113,15 @@ def _nid(identifier: str, ns: int) -> ua.NodeId:
 
 _STRING = ua.NodeId(ua.Int32(ObjectIds.String))
 _DATETIME = ua.NodeId(ua.Int32(ObjectIds.DateTime))
+_NO_DATE = dt.datetime(1601, 1, 1)  # OPC UA's minimum DateTime, sent with a Bad status only
 
 
-def _time(value: dt.datetime | None) -> ua.Variant:
-    """A DateTime value, or a null Variant when there is none: asyncua cannot encode a
-    None DateTime (the read fails), and 1601-01-01 would be a date, not "unknown"."""
+def _time(value: dt.datetime | None) -> ua.Variant | None:
+    """A DateTime value, or no value at all when there is none: asyncua cannot encode a
+    None DateTime (the read fails), refuses to write a Null-typed Variant to a DateTime
+    variable, and 1601-01-01 would be a date, not "unknown"."""
     if value is None:
-        return ua.Variant()
+        return None
     return ua.Variant(value.astimezone(dt.UTC).replace(tzinfo=None), ua.VariantType.DateTime)
 
 
@@ -147,6 +149,7 @@ class RecordsPublisher:
         self._site_nodes: dict[str, ua.NodeId] = {}
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._dated: set[ua.NodeId] = set()
 
     async def build(self) -> None:
         ns = self._ns
@@ -219,7 +222,7 @@ class RecordsPublisher:
             node_id = _nid(f"{path}#{var_name}", self._ns)
             if vtype is ua.VariantType.DateTime:
                 await obj.add_variable(
-                    node_id, ua.QualifiedName(var_name, self._ns), _time(None),
+                    node_id, ua.QualifiedName(var_name, self._ns), ua.Variant(),
                     datatype=_DATETIME,
                 )  # fmt: skip
             else:
@@ -314,7 +317,7 @@ class RecordsPublisher:
         )
 
     async def _write_all(self, statuses: dict[str, PlanStatus], stats: Statistics) -> None:
-        writes: list[tuple[ua.NodeId, ua.Variant]] = []
+        writes: list[tuple[ua.NodeId, ua.Variant | None]] = []
         by_device: dict[str, list[PlanStatus]] = {}
         for status in statuses.values():
             by_device.setdefault(status.plan.device_id, []).append(status)
@@ -403,7 +406,25 @@ class RecordsPublisher:
             ),
         ]
         for node_id, variant in writes:
-            await self._server.write_attribute_value(node_id, ua.DataValue(variant))
+            if variant is None and node_id not in self._dated:
+                continue  # a date that never was: the variable is still without a value
+            await self._server.write_attribute_value(node_id, self._value(node_id, variant))
+
+    def _value(self, node_id: ua.NodeId, variant: ua.Variant | None) -> ua.DataValue:
+        """The DataValue to write; ``None`` is a date that disappeared (a condition plan
+        done).  asyncua refuses a null Variant for a DateTime variable, so that is
+        written as BadNoData, which clients read as no value; variables that never had
+        a date are left without one by the caller.
+        """
+        if variant is None:
+            self._dated.discard(node_id)
+            return ua.DataValue(
+                ua.Variant(_NO_DATE, ua.VariantType.DateTime),
+                StatusCode=ua.StatusCode(ua.UInt32(StatusCodes.BadNoData)),
+            )
+        if variant.VariantType is ua.VariantType.DateTime:
+            self._dated.add(node_id)
+        return ua.DataValue(variant)
 
 
 def _zero(vtype: ua.VariantType) -> Any:
