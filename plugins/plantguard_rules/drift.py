@@ -25,7 +25,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -252,39 +252,32 @@ class CusumRule(_DriftRule):
         return float(self._h[i])
 
 
-class EwmaRuleType(RuleType):
+class _DriftRuleType(RuleType):
+    """EWMA and CUSUM differ only in their chart: one rule type shape for both."""
+
+    rule_class: ClassVar[type[EwmaRule] | type[CusumRule]]
+
+    def create(
+        self, site: Site, table: ValueTable, configs: Sequence[tuple[Point, BaseModel]]
+    ) -> Rule:
+        return self.create_with_context(site, table, configs, RuleContext())
+
+    def create_with_context(
+        self,
+        site: Site,
+        table: ValueTable,
+        configs: Sequence[tuple[Point, BaseModel]],
+        context: RuleContext,
+    ) -> Rule:
+        typed = [(p, c) for p, c in configs if isinstance(c, self.config_model)]
+        return self.rule_class(table, typed, context)  # type: ignore[arg-type]
+
+
+class EwmaRuleType(_DriftRuleType):
     config_model = EwmaConfig
-
-    def create(
-        self, site: Site, table: ValueTable, configs: Sequence[tuple[Point, BaseModel]]
-    ) -> Rule:
-        return EwmaRule(table, [(p, c) for p, c in configs if isinstance(c, EwmaConfig)])
-
-    def create_with_context(
-        self,
-        site: Site,
-        table: ValueTable,
-        configs: Sequence[tuple[Point, BaseModel]],
-        context: RuleContext,
-    ) -> Rule:
-        typed = [(p, c) for p, c in configs if isinstance(c, EwmaConfig)]
-        return EwmaRule(table, typed, context)
+    rule_class = EwmaRule
 
 
-class CusumRuleType(RuleType):
+class CusumRuleType(_DriftRuleType):
     config_model = CusumConfig
-
-    def create(
-        self, site: Site, table: ValueTable, configs: Sequence[tuple[Point, BaseModel]]
-    ) -> Rule:
-        return CusumRule(table, [(p, c) for p, c in configs if isinstance(c, CusumConfig)])
-
-    def create_with_context(
-        self,
-        site: Site,
-        table: ValueTable,
-        configs: Sequence[tuple[Point, BaseModel]],
-        context: RuleContext,
-    ) -> Rule:
-        typed = [(p, c) for p, c in configs if isinstance(c, CusumConfig)]
-        return CusumRule(table, typed, context)
+    rule_class = CusumRule
