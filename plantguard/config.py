@@ -21,10 +21,20 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from .model import Site
 
-__all__ = ["ConfigError", "ConfigIssue", "LoadedSite", "Location", "load_site", "parse_site"]
+__all__ = [
+    "ConfigError",
+    "ConfigIssue",
+    "LoadedSite",
+    "Location",
+    "error_message",
+    "format_path",
+    "load_site",
+    "parse_site",
+]
 
 PathPart = str | int
 FieldPath = tuple[PathPart, ...]
@@ -151,13 +161,17 @@ def validation_issues(
     issues = []
     for err in exc.errors():
         loc = [*prefix, *(p for p in err["loc"] if not _is_pydantic_tag(p))]
-        message = err["msg"]
-        if err["type"] == "missing":
-            message = "required field is missing"
-        elif err["type"] == "extra_forbidden":
-            message = "unknown field"
-        issues.append(location.issue(loc, message))
+        issues.append(location.issue(loc, error_message(err)))
     return issues
+
+
+def error_message(err: ErrorDetails) -> str:
+    """A pydantic error in the words a plant engineer reads (site files and imports)."""
+    if err["type"] == "missing":
+        return "required field is missing"
+    if err["type"] == "extra_forbidden":
+        return "unknown field"
+    return err["msg"]
 
 
 def _is_pydantic_tag(part: object) -> bool:

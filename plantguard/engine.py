@@ -307,8 +307,8 @@ class Engine:
             self.store.records.record_connection([device_id], self._clock(), state)
 
     async def _mark(self, job: _PollJob, quality: Quality) -> None:
-        q = np.full(job.idx.size, quality, dtype=np.uint8)
-        await self._store_values(job.idx, self._table.values[job.idx].copy(), q, self._clock())
+        """A device's points keep their last value with a Bad quality."""
+        await self._publish(self._table.set_quality(job.idx, quality, self._clock()))
 
     async def _store_values(
         self,
@@ -317,7 +317,10 @@ class Engine:
         quality: npt.NDArray[np.uint8],
         source_time: float,
     ) -> None:
-        changed = self._table.update(idx, values, quality, source_time)
+        await self._publish(self._table.update(idx, values, quality, source_time))
+
+    async def _publish(self, changed: npt.NDArray[np.intp]) -> None:
+        """Changed slots go to history and to the value listeners (OPC UA …)."""
         if changed.size == 0:
             return
         self._history.append(

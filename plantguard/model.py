@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 __all__ = [
     "ID_PATTERN",
+    "PRIORITY_BY_NAME",
     "AlarmDefinition",
     "Area",
     "Device",
@@ -86,6 +87,14 @@ class Priority(enum.IntEnum):
 
 
 PriorityName = Literal["low", "medium", "high", "urgent"]
+
+#: The priority a site file or record names (``priority: high``).
+PRIORITY_BY_NAME: dict[PriorityName, Priority] = {
+    "low": Priority.LOW,
+    "medium": Priority.MEDIUM,
+    "high": Priority.HIGH,
+    "urgent": Priority.URGENT,
+}
 
 
 class DeviceStatus(enum.StrEnum):

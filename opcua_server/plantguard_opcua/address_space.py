@@ -58,10 +58,6 @@ class PointTarget:
 PointTargets = tuple[PointTarget | None, ...]
 
 
-def _node_id(identifier: str, ns: int) -> ua.NodeId:
-    return ua.NodeId(ua.String(identifier), ua.Int16(ns), ua.NodeIdType.String)
-
-
 def _ref(ref: int) -> ua.NodeId:
     return ua.NodeId(ua.Int32(ref))
 
@@ -105,7 +101,7 @@ class _Batch:
         ref: int = ObjectIds.Organizes,
     ) -> ua.NodeId:
         """An object (a folder unless ``type_def`` says otherwise)."""
-        node_id = _node_id(path, self.ns)
+        node_id = nodeids.node_id(path, self.ns)
         item = self._item(
             node_id, parent, browse_name, cls=ua.NodeClass.Object, type_def=type_def, ref=ref
         )
@@ -130,7 +126,7 @@ class _Batch:
     ) -> ua.NodeId:
         """A scalar variable (a property unless ``type_def``/``ref`` say otherwise),
         read-only unless ``writable`` (writes then go through the engine's write path)."""
-        node_id = _node_id(path, self.ns)
+        node_id = nodeids.node_id(path, self.ns)
         item = self._item(
             node_id, parent, browse_name, cls=ua.NodeClass.Variable, type_def=type_def, ref=ref
         )

@@ -39,6 +39,7 @@ from asyncua.ua.object_ids import ObjectIds
 from plantguard.auth import ANONYMOUS, Principal
 from plantguard.events import SecurityEvent, publish
 
+from . import nodeids
 from .event_filter import SubtypeAwareWhereClause
 from .events import ConditionEvent, numeric_node
 from .point_writes import PointWrites
@@ -350,9 +351,7 @@ class NodeTemplate:
                 if ident == old:
                     return root
                 if ident.startswith(old + "."):
-                    return ua.NodeId(
-                        ua.String(new + ident[len(old) :]), ua.Int16(ns), ua.NodeIdType.String
-                    )
+                    return nodeids.node_id(new + ident[len(old) :], ns)
             return node_id
 
         inside = {n.nodeid for n in self.nodes}

@@ -75,10 +75,6 @@ _LIMIT_KINDS = frozenset({"limit", "deviation", "rate"})
 _EVENT_IDS_KEPT = 32
 
 
-def _node_id(identifier: str, ns: int) -> ua.NodeId:
-    return ua.NodeId(ua.String(identifier), ua.Int16(ns), ua.NodeIdType.String)
-
-
 class ConditionPublisher:
     """The conditions of one site: their nodes, last events and EventIds."""
 
@@ -110,7 +106,7 @@ class ConditionPublisher:
                 # Site-wide alarms (security rules about the gateway, not one device)
                 # live in the site's own Alarms folder, with the site as their source.
                 site_path = nodeids.site_path(site)
-                site_node = _node_id(site_path, self.ns)
+                site_node = nodeids.node_id(site_path, self.ns)
                 if "" not in folders:
                     folders[""] = await self._alarms_folder(site_path, site_node, server_node)
                 await self._condition(
@@ -124,14 +120,14 @@ class ConditionPublisher:
                 continue
             area, device = found
             device_path = nodeids.device_path(site, area, device)
-            device_node = _node_id(device_path, self.ns)
+            device_node = nodeids.node_id(device_path, self.ns)
             if device.id not in folders:
                 folders[device.id] = await self._alarms_folder(
                     device_path, device_node, server_node
                 )
             if definition.source_id in points:
                 point = next(p for p in device.points if p.id == definition.source_id)
-                source = _node_id(nodeids.point_path(device_path, device, point), self.ns)
+                source = nodeids.node_id(nodeids.point_path(device_path, device, point), self.ns)
                 source_name = point.id
             else:
                 source, source_name = device_node, device.id
@@ -154,7 +150,7 @@ class ConditionPublisher:
         server = self.server
         device = server.get_node(device_node)
         folder = await device.add_folder(
-            _node_id(nodeids.alarms_folder_path(device_path), self.ns),
+            nodeids.node_id(nodeids.alarms_folder_path(device_path), self.ns),
             ua.QualifiedName(nodeids.ALARMS_FOLDER, self.ns),
         )
         # The device is an event notifier below the Server object.
@@ -182,7 +178,7 @@ class ConditionPublisher:
             definition.kind, CONDITION_TYPES["discrete"]
         )
         local = nodeids.alarm_local_id(definition.device_id, definition.id)
-        node_id = _node_id(
+        node_id = nodeids.node_id(
             nodeids.condition_path(device_path, definition.device_id, definition.id), self.ns
         )
         template = self._templates.get(event_type)
@@ -220,7 +216,7 @@ class ConditionPublisher:
         self.infos[definition.id] = info
         self.by_object[node_id] = definition.id
         ident = nodeids.condition_path(device_path, definition.device_id, definition.id)
-        self.by_object[_node_id(f"{ident}.ShelvingState", self.ns)] = definition.id
+        self.by_object[nodeids.node_id(f"{ident}.ShelvingState", self.ns)] = definition.id
         prefix = f"{ident}."
         variables: dict[str, ua.NodeId] = {}
         children = created[1:]

@@ -35,6 +35,8 @@ device to another area changes its NodeIds, exactly as it changes its browse pat
 
 from __future__ import annotations
 
+from asyncua import ua
+
 from plantguard.model import Area, Device, Point, Site
 
 __all__ = [
@@ -47,6 +49,7 @@ __all__ = [
     "area_path",
     "condition_path",
     "device_path",
+    "node_id",
     "point_local_id",
     "point_path",
     "points_folder_path",
@@ -109,3 +112,8 @@ def alarm_local_id(device_id: str, alarm_id: str) -> str:
 
 def condition_path(device_node: str, device_id: str, alarm_id: str) -> str:
     return f"{alarms_folder_path(device_node)}/{alarm_local_id(device_id, alarm_id)}"
+
+
+def node_id(identifier: str, ns: int) -> ua.NodeId:
+    """The string NodeId of ``identifier`` in namespace ``ns`` (every PlantGuard node)."""
+    return ua.NodeId(ua.String(identifier), ua.Int16(ns), ua.NodeIdType.String)

@@ -44,7 +44,7 @@ from plantguard.records.status import plan_statuses
 from plantguard.store import Store
 from plantguard.store.records import ReferenceError
 
-from . import compat
+from . import compat, nodeids
 from .nodeids import device_path, site_path
 
 __all__ = ["REFRESH_EVERY", "STATISTICS_PERIOD", "RecordsPublisher"]
@@ -107,10 +107,6 @@ class _DeviceNodes:
     plans: dict[str, dict[str, ua.NodeId]]
 
 
-def _nid(identifier: str, ns: int) -> ua.NodeId:
-    return ua.NodeId(ua.String(identifier), ua.Int16(ns), ua.NodeIdType.String)
-
-
 _STRING = ua.NodeId(ua.Int32(ObjectIds.String))
 _DATETIME = ua.NodeId(ua.Int32(ObjectIds.DateTime))
 _NO_DATE = dt.datetime(1601, 1, 1)  # OPC UA's minimum DateTime, sent with a Bad status only
@@ -154,7 +150,7 @@ class RecordsPublisher:
     async def build(self) -> None:
         ns = self._ns
         site_id = site_path(self._site)
-        site_node = self._server.get_node(_nid(site_id, ns))
+        site_node = self._server.get_node(nodeids.node_id(site_id, ns))
         self._site_nodes.update(
             await self._variables(
                 site_node, f"{site_id}/Maintenance", "Maintenance", _SITE_MAINTENANCE
@@ -174,11 +170,11 @@ class RecordsPublisher:
         for area in self._site.areas:
             for device in area.devices:
                 path = device_path(self._site, area, device)
-                node = self._server.get_node(_nid(path, ns))
+                node = self._server.get_node(nodeids.node_id(path, ns))
                 maintenance = await self._variables(
                     node, f"{path}/Maintenance", "Maintenance", _DEVICE_MAINTENANCE
                 )
-                folder = self._server.get_node(_nid(f"{path}/Maintenance", ns))
+                folder = self._server.get_node(nodeids.node_id(f"{path}/Maintenance", ns))
                 plan_nodes = {}
                 for plan in (p for p in plans if p.device_id == device.id and p.active):
                     plan_nodes[plan.id] = await self._variables(
@@ -216,10 +212,12 @@ class RecordsPublisher:
     async def _variables(
         self, parent: Node, path: str, name: str, variables: dict[str, ua.VariantType]
     ) -> dict[str, ua.NodeId]:
-        obj = await parent.add_object(_nid(path, self._ns), ua.QualifiedName(name, self._ns))
+        obj = await parent.add_object(
+            nodeids.node_id(path, self._ns), ua.QualifiedName(name, self._ns)
+        )
         out = {}
         for var_name, vtype in variables.items():
-            node_id = _nid(f"{path}#{var_name}", self._ns)
+            node_id = nodeids.node_id(f"{path}#{var_name}", self._ns)
             if vtype is ua.VariantType.DateTime:
                 await obj.add_variable(
                     node_id, ua.QualifiedName(var_name, self._ns), ua.Variant(),
@@ -250,7 +248,7 @@ class RecordsPublisher:
             return [ua.Variant(record_id, ua.VariantType.String)]
 
         await node.add_method(
-            _nid(f"{path}.RecordMaintenance", self._ns),
+            nodeids.node_id(f"{path}.RecordMaintenance", self._ns),
             ua.QualifiedName("RecordMaintenance", self._ns),
             record,
             inputs,
@@ -312,9 +310,8 @@ class RecordsPublisher:
             await self._write_all(statuses, stats)
 
     def _compute(self, now: float) -> tuple[dict[str, PlanStatus], Statistics]:
-        return plan_statuses(self._store, now), statistics(
-            self._store, now - STATISTICS_PERIOD, now
-        )
+        statuses = plan_statuses(self._store, now)
+        return statuses, statistics(self._store, now - STATISTICS_PERIOD, now, statuses)
 
     async def _write_all(self, statuses: dict[str, PlanStatus], stats: Statistics) -> None:
         writes: list[tuple[ua.NodeId, ua.Variant | None]] = []

@@ -12,15 +12,16 @@ from typing import Any
 
 import yaml
 
+from ..kpi import parse_duration
 from ..store import Store
 
 __all__ = [
     "DEMO_DB",
     "add_db_argument",
     "demo_site_text",
+    "duration_argument",
     "fmt_time",
     "open_store",
-    "parse_duration",
 ]
 
 DEMO_DB = "./plantguard-demo.db"
@@ -73,20 +74,13 @@ def demo_site_text(*, opcua_port: int, modbus_port: int, db: str, scenario: str)
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-
-
-def parse_duration(text: str) -> float:
-    """``90s``, ``10m``, ``24h``, ``30d``, ``2w`` (or plain seconds) → seconds."""
-    text = text.strip().lower()
-    unit = _UNITS.get(text[-1:]) if text else None
-    number = text[:-1] if unit else text
+def duration_argument(text: str) -> float:
+    """An argparse type for ``--since 30d``: :func:`plantguard.kpi.parse_duration`,
+    with its error turned into argparse's usage error."""
     try:
-        value = float(number) * (unit or 1.0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"invalid duration {text!r}: use e.g. 90s, 10m, 24h, 30d"
-        ) from None
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"duration must be positive, got {text!r}")
     return value

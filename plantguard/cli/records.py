@@ -24,7 +24,7 @@ from ..records.stats import statistics
 from ..records.status import plan_statuses
 from ..store import Store
 from ..store.records import ReferenceError
-from .common import SubParsers, add_db_argument, open_store, parse_duration
+from .common import SubParsers, add_db_argument, duration_argument, open_store
 
 __all__ = ["add_commands", "write_schemas"]
 
@@ -77,7 +77,7 @@ def add_commands(sub: SubParsers) -> None:
     p.set_defaults(func=_export)
 
     p = sub.add_parser("stats", help="device statistics over a period")
-    p.add_argument("--since", type=parse_duration, default=30 * 86400.0, help="e.g. 24h, 30d")
+    p.add_argument("--since", type=duration_argument, default=30 * 86400.0, help="e.g. 24h, 30d")
     p.add_argument("--until", type=_aware_time, help="end of the period (default: now)")
     _common(p, json_flag=True)
     p.set_defaults(func=_stats)
@@ -245,7 +245,7 @@ def _due(args: argparse.Namespace, host: PluginHost) -> int:
 
 def _record(args: argparse.Namespace, host: PluginHost) -> int:
     with open_store(args.db) as store:
-        plan = next((p for p in store.records.plans() if p.id == args.plan), None)
+        plan = next((p for p in store.records.plans(args.device) if p.id == args.plan), None)
         if args.plan and plan is None:
             print(f"plantguard: no plan {args.plan!r}", file=sys.stderr)
             return 1

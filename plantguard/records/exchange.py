@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ..config import error_message, format_path
 from .models import MODELS, DeviceRecord, MaintenancePlan, MaintenanceRecord, RecordKind
 
 __all__ = [
@@ -204,8 +205,8 @@ def _load_json(kind: RecordKind, text: str) -> tuple[list[Any], list[ImportIssue
 
 def _json_place(loc: tuple[int | str, ...]) -> tuple[str, str]:
     if len(loc) >= 2 and loc[0] == "items" and isinstance(loc[1], int):
-        return f"items[{loc[1]}]", _field_path(loc[2:])
-    return "document", _field_path(loc)
+        return f"items[{loc[1]}]", format_path(loc[2:])
+    return "document", format_path(loc)
 
 
 def _load_csv(kind: RecordKind, text: str) -> tuple[list[Any], list[ImportIssue], list[str]]:
@@ -251,7 +252,7 @@ def _load_csv(kind: RecordKind, text: str) -> tuple[list[Any], list[ImportIssue]
             items.append(model.model_validate(data))
             places.append(where)
         except ValidationError as exc:
-            issues += _issues(exc, lambda loc, w=where: (w, _field_path(loc)))
+            issues += _issues(exc, lambda loc, w=where: (w, format_path(loc)))
     return items, issues, places
 
 
@@ -279,23 +280,11 @@ def _pair(part: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-def _field_path(loc: Sequence[int | str]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 def _issues(exc: ValidationError, place: Any) -> list[ImportIssue]:
     issues = []
     for err in exc.errors():
         where, field = place(tuple(err["loc"]))
-        message = err["msg"]
-        if err["type"] == "missing":
-            message = "required field is missing"
-        elif err["type"] == "extra_forbidden":
-            message = "unknown field"
-        issues.append(ImportIssue(where, field, message))
+        issues.append(ImportIssue(where, field, error_message(err)))
     return issues
 
 

@@ -19,13 +19,13 @@ journal (alarms by priority) and the maintenance plans and records
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from ..model import Priority
 from ..store import Store
 from ..store.records import ConnectionEvent
-from .due import DueState, plan_status
+from .due import DueState, PlanStatus, plan_status
 from .models import MaintenancePlan, MaintenanceRecord, RecordResult, Trigger
 from .status import plan_statuses
 
@@ -173,8 +173,17 @@ def _on_time(
     return True  # condition plans: judged by the due state while they were pending
 
 
-def statistics(store: Store, start: float, end: float) -> Statistics:
-    """All the statistics of the standard over ``[start, end)`` (epoch seconds)."""
+def statistics(
+    store: Store,
+    start: float,
+    end: float,
+    statuses: Mapping[str, PlanStatus] | None = None,
+) -> Statistics:
+    """All the statistics of the standard over ``[start, end)`` (epoch seconds).
+
+    ``statuses`` are the plans' statuses at ``end`` if the caller has them already
+    (they take a read of every record and every meter's history).
+    """
     devices = store.records.devices()
     events = store.records.connection_events(until=end)
     per_device: dict[str, list[ConnectionEvent]] = {}
@@ -189,7 +198,7 @@ def statistics(store: Store, start: float, end: float) -> Statistics:
     records = store.records.records()
     overdue_now = {
         plan_id: status.state is DueState.OVERDUE
-        for plan_id, status in plan_statuses(store, end).items()
+        for plan_id, status in (statuses or plan_statuses(store, end)).items()
     }
     return Statistics(
         start=start,

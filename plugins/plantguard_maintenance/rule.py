@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from plantguard.model import AlarmDefinition, Finding, Point, Priority, Site
+from plantguard.model import PRIORITY_BY_NAME, AlarmDefinition, Finding, Point, Priority, Site
 from plantguard.records.due import DueState, PlanStatus
 from plantguard.records.models import MaintenancePlan
 from plantguard.records.status import plan_statuses
@@ -31,12 +31,6 @@ __all__ = ["CHECK_EVERY", "MaintenanceDueRule", "MaintenanceRuleType", "alarm_id
 #: Seconds between two reads of plans and records.
 CHECK_EVERY = 60.0
 
-_PRIORITY = {
-    "low": Priority.LOW,
-    "medium": Priority.MEDIUM,
-    "high": Priority.HIGH,
-    "urgent": Priority.URGENT,
-}
 _CONDITION = {DueState.DUE_SOON: "DUE", DueState.OVERDUE: "OVERDUE"}
 
 
@@ -61,7 +55,7 @@ class MaintenanceDueRule(Rule):
                 device_id=plan.device_id,
                 kind="maintenance",
                 rule="maintenance",
-                priority=_PRIORITY[plan.overdue_priority],
+                priority=PRIORITY_BY_NAME[plan.overdue_priority],
                 message=f"{plan.kind.value} '{plan.title}' of {plan.device_id}",
             )
             for plan in self._plans.values()
@@ -91,7 +85,9 @@ class MaintenanceDueRule(Rule):
         if not condition:
             return Finding(alarm_id(plan), False, "", 0, f"{plan.title}: {status.reason}", 0.0, now)
         severity = (
-            Priority.LOW if status.state is DueState.DUE_SOON else _PRIORITY[plan.overdue_priority]
+            Priority.LOW
+            if status.state is DueState.DUE_SOON
+            else PRIORITY_BY_NAME[plan.overdue_priority]
         )
         when = f"due {status.due_at:%Y-%m-%d %H:%M} UTC" if status.due_at else status.reason
         word = "overdue" if status.state is DueState.OVERDUE else "coming due"

@@ -15,7 +15,15 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from plantguard.model import AlarmDefinition, Finding, Point, Priority, PriorityName, Quality
+from plantguard.model import (
+    PRIORITY_BY_NAME,
+    AlarmDefinition,
+    Finding,
+    Point,
+    Priority,
+    PriorityName,
+    Quality,
+)
 from plantguard.table import ValueTable
 
 __all__ = [
@@ -34,12 +42,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 Levels = npt.NDArray[np.int8]
 
-PRIORITY: dict[PriorityName, Priority] = {
-    "low": Priority.LOW,
-    "medium": Priority.MEDIUM,
-    "high": Priority.HIGH,
-    "urgent": Priority.URGENT,
-}
+PRIORITY = PRIORITY_BY_NAME
 
 
 def one_up(priority: Priority) -> Priority:

@@ -28,27 +28,16 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from plantguard.model import AlarmDefinition, Finding, Point, Priority, PriorityName, Quality, Site
+from plantguard.model import AlarmDefinition, Finding, Point, PriorityName, Quality, Site
 from plantguard.rules import Rule, RuleType
 from plantguard.table import ValueTable
 
+from .base import PRIORITY, one_up
 from .delays import LevelDelay
 
 __all__ = ["LimitConfig", "LimitRule", "LimitRuleType"]
 
 CONDITIONS = {2: "HH", 1: "H", -1: "L", -2: "LL"}
-_PRIORITY = {
-    "low": Priority.LOW,
-    "medium": Priority.MEDIUM,
-    "high": Priority.HIGH,
-    "urgent": Priority.URGENT,
-}
-_ONE_UP = {
-    Priority.LOW: Priority.MEDIUM,
-    Priority.MEDIUM: Priority.HIGH,
-    Priority.HIGH: Priority.URGENT,
-    Priority.URGENT: Priority.URGENT,
-}
 
 
 class LimitConfig(BaseModel):
@@ -114,17 +103,15 @@ class LimitRule(Rule):
                 device_id=p.device_id,
                 kind="limit",
                 rule="limit",
-                priority=_PRIORITY[c.priority],
+                priority=PRIORITY[c.priority],
                 message=c.message,
             )
             for p, c in configs
         ]
-        self._severity_normal = np.array([_PRIORITY[c.priority] for c in cfgs], dtype=np.int32)
+        self._severity_normal = np.array([PRIORITY[c.priority] for c in cfgs], dtype=np.int32)
         self._severity_extreme = np.array(
             [
-                _PRIORITY[c.priority_extreme]
-                if c.priority_extreme
-                else _ONE_UP[_PRIORITY[c.priority]]
+                PRIORITY[c.priority_extreme] if c.priority_extreme else one_up(PRIORITY[c.priority])
                 for c in cfgs
             ],
             dtype=np.int32,

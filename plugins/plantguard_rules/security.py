@@ -25,6 +25,7 @@ import math
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -420,6 +421,12 @@ class FirmwareAdvisoryRule(Rule):
 # --- rule types ----------------------------------------------------------------------
 
 
+class _EventRuleFactory(Protocol):
+    """The constructor every event-fed security rule has."""
+
+    def __call__(self, site: Site, cfg: Any, reader: EventReader, /) -> Rule: ...
+
+
 class _SiteLevelType(RuleType):
     config_model = _NoPointSettings
 
@@ -444,40 +451,31 @@ class _SiteLevelType(RuleType):
         cfg = context.site_config if isinstance(context.site_config, model) else model()
         return self._build(site, cfg, context)
 
+    #: The rule of this type; it is made from the site, its settings and an event reader.
+    rule_class: ClassVar[_EventRuleFactory]
+
     def _build(self, site: Site, cfg: BaseModel, context: RuleContext) -> Rule:
-        raise NotImplementedError
+        return self.rule_class(site, cfg, context.events.reader())
 
 
 class FailedLoginsType(_SiteLevelType):
     site_config_model = FailedLoginsConfig
-
-    def _build(self, site: Site, cfg: BaseModel, context: RuleContext) -> Rule:
-        assert isinstance(cfg, FailedLoginsConfig)
-        return FailedLoginsRule(site, cfg, context.events.reader())
+    rule_class = FailedLoginsRule
 
 
 class UntrustedCertificateType(_SiteLevelType):
     site_config_model = UntrustedCertificateConfig
-
-    def _build(self, site: Site, cfg: BaseModel, context: RuleContext) -> Rule:
-        assert isinstance(cfg, UntrustedCertificateConfig)
-        return UntrustedCertificateRule(site, cfg, context.events.reader())
+    rule_class = UntrustedCertificateRule
 
 
 class UnexpectedWriteType(_SiteLevelType):
     site_config_model = UnexpectedWriteConfig
-
-    def _build(self, site: Site, cfg: BaseModel, context: RuleContext) -> Rule:
-        assert isinstance(cfg, UnexpectedWriteConfig)
-        return UnexpectedWriteRule(site, cfg, context.events.reader())
+    rule_class = UnexpectedWriteRule
 
 
 class DeviceIdentityType(_SiteLevelType):
     site_config_model = DeviceIdentityConfig
-
-    def _build(self, site: Site, cfg: BaseModel, context: RuleContext) -> Rule:
-        assert isinstance(cfg, DeviceIdentityConfig)
-        return DeviceIdentityRule(site, cfg, context.events.reader())
+    rule_class = DeviceIdentityRule
 
 
 class FirmwareAdvisoryType(_SiteLevelType):
