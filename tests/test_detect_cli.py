@@ -40,7 +40,9 @@ def test_fit_then_score_writes_flags(tmp_path: Path, capsys: pytest.CaptureFixtu
     model = tmp_path / "model.json"
     assert main(["detect", "fit", "--input", str(train), "--output", str(model)]) == 0
     saved = json.loads(model.read_text())
-    assert saved["method"] == "dpca"
+    assert saved["method"] == "residual"  # the recommended method
+    assert saved["options"]["calibration"] == "held-out"  # checked limits by default
+    assert saved["options"]["folds"] == 2
     assert saved["trained_on"]["columns"] == ["a", "b", "c"]
     assert saved["trained_on"]["rows"] == 300
     data = np.vstack([_data(100, 1), _data(100, 2, shift=1.5)])
@@ -59,10 +61,39 @@ def test_fit_then_score_writes_flags(tmp_path: Path, capsys: pytest.CaptureFixtu
     rows = list(csv.DictReader(flags.open()))
     assert list(rows[0]) == ["index", "score", "flag", "reason"]
     assert len(rows) == 200
-    assert rows[0]["score"] == ""  # the lag window is still filling
+    assert float(rows[0]["score"]) >= 0
     assert np.mean([int(r["flag"]) for r in rows[:100]]) < 0.1
     assert np.mean([int(r["flag"]) for r in rows[120:]]) > 0.9
     assert "c " in rows[150]["reason"]
+
+
+def test_fit_options_set_smoothing_hold_and_limit_rule(tmp_path: Path) -> None:
+    train = _write(tmp_path / "t.csv", ["a", "b", "c"], _data(300, 0))
+    out = tmp_path / "m.json"
+    base = ["detect", "fit", "--input", str(train), "--output", str(out)]
+    assert main([*base, "--smoothing", "0.5", "--hold", "7", "--limits", "method"]) == 0
+    model = json.loads(out.read_text())
+    assert (model["smoothing"], model["hold"]) == (0.5, 7)
+    assert model["options"]["calibration"] == "training"  # the residual method's own
+    assert main([*base, "--method", "dpca"]) == 0
+    checked = json.loads(out.read_text())
+    assert (checked["method"], checked["options"]["folds"]) == ("dpca", 2)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--smoothing", "0"], "--smoothing must be in (0, 1], got 0"),
+        (["--hold", "-1"], "--hold must be 0 or more rows, got -1"),
+    ],
+)
+def test_fit_options_out_of_range_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    train = _write(tmp_path / "t.csv", ["a", "b", "c"], _data(300, 0))
+    args = ["detect", "fit", "--input", str(train), "--output", str(tmp_path / "m.json")]
+    assert main([*args, *extra]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_fit_with_method_and_exclude(tmp_path: Path) -> None:

@@ -21,7 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from .csvdata import CsvError, read_table
-from .mvmodels import METHODS, RECOMMENDED, FitError, ModelOptions, MultivariateModel, fit_model
+from .mvmodels import (
+    LIMIT_RULES,
+    METHODS,
+    RECOMMENDED,
+    FitError,
+    MultivariateModel,
+    fit_configured,
+)
 from .replay import replay_model
 
 __all__ = ["configure", "run"]
@@ -37,6 +44,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
         choices=METHODS,
         default=None,
         help=f"detection method (default: the recommended {RECOMMENDED})",
+    )
+    fit.add_argument(
+        "--limits",
+        choices=LIMIT_RULES,
+        default="checked",
+        help="checked (default): the lowest limit whose value from one half of the training "
+        "rows flags at most 1 %% of the other half — the rule the detection benchmark "
+        "measures; method: the method's own calibration",
+    )
+    fit.add_argument(
+        "--smoothing",
+        type=float,
+        default=None,
+        metavar="LAMBDA",
+        help="EWMA smoothing of the statistic, 0 < λ ≤ 1 (default: the method's)",
+    )
+    fit.add_argument(
+        "--hold",
+        type=int,
+        default=None,
+        metavar="ROWS",
+        help="rows a flag is held after the statistic falls back (default: the method's)",
     )
     fit.add_argument(
         "--exclude",
@@ -81,13 +110,25 @@ def _fit(args: argparse.Namespace) -> int:
         "columns": names,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    model = fit_model(x, names, method, ModelOptions.for_method(method), trained_on)
+    if args.smoothing is not None and not 0 < args.smoothing <= 1:
+        raise FitError(f"--smoothing must be in (0, 1], got {args.smoothing:g}")
+    if args.hold is not None and args.hold < 0:
+        raise FitError(f"--hold must be 0 or more rows, got {args.hold}")
+    model = fit_configured(
+        x,
+        names,
+        method,
+        limits=args.limits,
+        smoothing=args.smoothing,
+        hold=args.hold,
+        trained_on=trained_on,
+    )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(model.dumps(), encoding="utf-8")
     limits = ", ".join(f"{k} {v:.4g}" for k, v in model.limits.items())
     print(
         f"{args.output}: method {method}, {len(names)} variables, {x.shape[0]} rows, "
-        f"limits {limits}"
+        f"limits {limits} ({args.limits})"
     )
     return 0
 

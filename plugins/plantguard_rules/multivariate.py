@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,7 +34,7 @@ from plantguard.rules import Rule, RuleContext, RuleType
 from plantguard.table import ValueTable
 
 from .base import PRIORITY, usable
-from .mvmodels import MultivariateModel, Score, Scorer
+from .mvmodels import RECOMMENDED, LimitRule, Method, MultivariateModel, Score, Scorer
 
 __all__ = [
     "GroupConfig",
@@ -63,8 +62,17 @@ class GroupConfig(BaseModel):
     model: str | None = Field(
         None, description="model file; default models/multivariate-<group>.json"
     )
-    method: Literal["dpca", "pca", "mewma", "residual"] = Field(
-        "dpca", description="method `plantguard train` fits"
+    method: Method = Field(RECOMMENDED, description="method `plantguard train` fits")
+    limits: LimitRule = Field(
+        "checked",
+        description="checked: the lowest limit whose value from one half of the training "
+        "period flags at most 1 % of the other half; method: the method's own calibration",
+    )
+    smoothing: float | None = Field(
+        None, gt=0, le=1, description="EWMA smoothing of the statistic (default: the method's)"
+    )
+    hold: int | None = Field(
+        None, ge=0, description="rows a flag is held after the statistic falls back"
     )
     priority: PriorityName = "medium"
     message: str = "{group}: abnormal pattern ({reason})"

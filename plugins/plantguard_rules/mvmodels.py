@@ -2,14 +2,14 @@
 
 A group of related points (a reactor's temperatures, pressures and flows) moves
 together in normal operation; a fault breaks that pattern before any single
-point crosses a limit.  Three methods, all fitted on normal data only:
+point crosses a limit.  Four methods, all fitted on normal data only:
 
 ``pca``
     Static PCA with Hotelling's T² (variation inside the normal pattern) and the
     squared prediction error SPE/Q (variation outside it).  Limits are derived
     statistically: T² from the F distribution, Q by Jackson and Mudholkar's
     normal approximation, at confidence ``alpha``.
-``dpca`` (recommended)
+``dpca``
     Dynamic PCA: each row is extended with the ``lags`` previous rows, so serial
     correlation becomes part of the normal pattern; T² and Q are EWMA-smoothed
     (a slow fault accumulates evidence), and because smoothed statistics follow
@@ -23,7 +23,7 @@ point crosses a limit.  Three methods, all fitted on normal data only:
     would produce over ``horizon`` samples, so creeping variables stop raising
     false alarms while a step in a steady variable still shows.  The limit is
     ``margin`` times the largest statistic seen in training.
-``residual``
+``residual`` (recommended: both detection benchmarks choose it from training data)
     Regression residuals, MSET-like: each variable is predicted from all the
     others by a (lightly ridge-regularised) linear regression fitted on the
     detrended, standardised training rows, and the residuals are EWMA-smoothed.
@@ -34,6 +34,25 @@ point crosses a limit.  Three methods, all fitted on normal data only:
     smoothed residual is divided by its training spread and the largest ratio
     is the statistic (max of normalised scores: one broken relation is enough);
     the limit is ``margin`` times the largest statistic seen in training.
+
+Limits (``calibration``), for any method, times ``margin``:
+
+``theory``
+    The textbook distributions (``pca``'s default): T² from F, Q by
+    Jackson–Mudholkar, at confidence ``alpha``.
+``held-out`` (``dpca``'s default)
+    The ``quantile`` of *held-out* statistics: the training rows are cut in
+    ``folds`` contiguous blocks, each scored by a model fitted on the others.
+    Two folds ask the most of a model — half a period predicting the other
+    half, as a model trained on yesterday runs today — and are what to use when
+    normal operation wanders between periods.
+``training`` (``mewma`` and ``residual``)
+    The largest statistic seen on the training rows themselves.
+
+:func:`fit_checked` chooses the limit rather than assuming it: the lowest of
+:data:`CHECKED_LIMITS` whose value from one half of the training rows flags at
+most a budget (1 %) of the other half; :func:`fit_configured`, what
+``plantguard detect fit`` and ``plantguard train`` call, uses it by default.
 
 Any method can hold its flag for ``hold`` rows after the statistic falls back
 below the limit (an off-delay).  Faults are contiguous episodes, and a smoothed
@@ -52,7 +71,7 @@ import json
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -61,22 +80,42 @@ from .base import FloatArray
 from .stats import f_ppf, norm_ppf
 
 __all__ = [
+    "CHECKED_LIMITS",
+    "LIMIT_RULES",
     "METHODS",
     "RECOMMENDED",
+    "STATISTICS",
+    "Calibration",
+    "CheckedFit",
     "FitError",
+    "LimitRule",
+    "Method",
     "ModelOptions",
     "MultivariateModel",
     "Score",
     "Scorer",
+    "fit_checked",
+    "fit_configured",
     "fit_model",
+    "held_flags",
     "held_out_statistics",
-    "select_quantile",
+    "select_limit",
 ]
 
 Method = Literal["pca", "dpca", "mewma", "residual"]
+Calibration = Literal["theory", "held-out", "training"]
 METHODS: tuple[Method, ...] = ("dpca", "pca", "mewma", "residual")
-RECOMMENDED: Method = "dpca"
+#: The method both detection benchmarks choose from their training data.
+RECOMMENDED: Method = "residual"
 FORMAT = "plantguard-multivariate/1"
+#: The statistics of each method, in the order :meth:`Scorer.statistics` returns them,
+#: with the label a reason gives each.
+STATISTICS: dict[Method, tuple[tuple[str, str], ...]] = {
+    "pca": (("t2", "T2"), ("q", "SPE")),
+    "dpca": (("t2", "T2"), ("q", "SPE")),
+    "mewma": (("d2", "MEWMA"),),
+    "residual": (("r", "RESID"),),
+}
 
 
 class FitError(ValueError):
@@ -94,7 +133,9 @@ class ModelOptions:
     quantile: float = 0.995
     folds: int = 5
     horizon: float = 400.0
-    margin: float = 4.0
+    #: how limits are set (see the module docstring); ``margin`` multiplies them.
+    calibration: Calibration = "held-out"
+    margin: float = 1.0
     #: rows a flag is held after the statistic falls below the limit (0: none).
     hold: int = 0
     #: ridge added to the standardised covariance before the residual regressions.
@@ -103,12 +144,18 @@ class ModelOptions:
     @classmethod
     def for_method(cls, method: Method, **overrides: Any) -> ModelOptions:
         presets: dict[str, dict[str, Any]] = {
-            "pca": {"lags": 0, "smoothing": None},
+            "pca": {"lags": 0, "smoothing": None, "calibration": "theory"},
             "dpca": {},
-            "mewma": {"lags": 0, "smoothing": 0.03},
+            "mewma": {"lags": 0, "smoothing": 0.03, "calibration": "training", "margin": 4.0},
             # hold ≈ 3/λ rows: about the smoothed residual's memory, so one
             # dip inside an episode does not end its alarm.
-            "residual": {"lags": 0, "smoothing": 0.1, "hold": 30},
+            "residual": {
+                "lags": 0,
+                "smoothing": 0.1,
+                "hold": 30,
+                "calibration": "training",
+                "margin": 4.0,
+            },
         }
         return cls(**{**presets[method], **overrides})
 
@@ -203,6 +250,12 @@ class Scorer:
         self._names = model.variables
         self._since = -1  # rows since the last row above the limit (-1: none yet)
         self._held = ""
+        stats = STATISTICS[model.method]
+        self._labels = [label for _, label in stats]
+        self._limits = np.array([model.limits.get(key, 1.0) for key, _ in stats])
+        self._single_limit = float(self._limits[0])
+        #: intermediates of the latest row, for :meth:`_contribution`
+        self._last: tuple[FloatArray, ...] = ()
 
     def reset(self) -> None:
         self._window.clear()
@@ -231,38 +284,57 @@ class Scorer:
         return Score(raw.score, True, f"held {self._since}/{self.model.hold} rows; {self._held}")
 
     def _step_raw(self, row: FloatArray) -> Score:
-        m = self.model
-        if not np.all(np.isfinite(row)):
+        stats = self.statistics(row)
+        if stats is None:
             return _NO_SCORE
-        if m.method == "mewma":
-            return self._step_mewma((row - m.mean) / m.scale)
-        if m.method == "residual":
-            return self._step_residual((row - m.mean) / m.scale)
-        advanced = self._advance(row)
-        if advanced is None:
-            return _NO_SCORE
-        stats, z, t, resid = advanced
-        ratios = stats / np.array([m.limits["t2"], m.limits["q"]])
-        which = int(np.argmax(ratios))
-        score = float(ratios[which])
+        if stats.size == 1:  # mewma, residual: scalar work is several times cheaper
+            which, score = 0, float(stats[0]) / self._single_limit
+        else:
+            ratios = stats / self._limits
+            which = int(ratios.argmax())
+            score = float(ratios[which])
         if score <= 1.0:
             return Score(score, False, "")
+        label = self._labels[which]
+        return Score(
+            score, True, f"{label} {score:.2f}x limit; {self._top(self._contribution(which))}"
+        )
+
+    def _contribution(self, which: int) -> FloatArray:
+        """Each (lagged) variable's part in statistic ``which`` of the latest row."""
+        m = self.model
+        if m.method == "mewma":
+            s, weighted = self._last
+            return np.abs(s * weighted)
+        if m.method == "residual":
+            (ratios,) = self._last
+            return ratios * ratios
+        z, t, resid = self._last
         if which == 1:
-            contrib = resid * resid
-            label = "SPE"
-        else:
-            contrib = np.abs(z * (m.matrix @ (t / m.eigenvalues)))
-            label = "T2"
-        return Score(score, True, f"{label} {score:.2f}x limit; {self._top(contrib)}")
+            return resid * resid
+        return np.abs(z * (m.matrix @ (t / m.eigenvalues)))
 
     def statistics(self, row: FloatArray) -> FloatArray | None:
-        """Advance with one row and return the (smoothed) ``[T², Q]``, before limits."""
-        advanced = self._advance(row)
-        return None if advanced is None else advanced[0]
+        """Advance with one row and return the method's statistics (see
+        :data:`STATISTICS`), before limits; None for a row with missing values
+        and while the lag window fills."""
+        if not np.all(np.isfinite(row)):
+            return None
+        m = self.model
+        if m.method == "mewma":
+            return self._mewma((row - m.mean) / m.scale)
+        if m.method == "residual":
+            return self._residual((row - m.mean) / m.scale)
+        return self._pca(row)
 
-    def _advance(
-        self, row: FloatArray
-    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None:
+    def _smooth(self, value: FloatArray) -> FloatArray:
+        lam = self.model.smoothing
+        if not lam:
+            return value
+        self._ewma = lam * value if self._ewma is None else lam * value + (1 - lam) * self._ewma
+        return self._ewma
+
+    def _pca(self, row: FloatArray) -> FloatArray | None:
         m = self.model
         self._window.appendleft(row)
         if len(self._window) <= m.lags:
@@ -270,35 +342,27 @@ class Scorer:
         z = (np.concatenate(self._window) - m.mean) / m.scale
         t = z @ m.matrix
         resid = z - m.matrix @ t
+        self._last = (z, t, resid)
         stats = np.array([float(np.sum(t * t / m.eigenvalues)), float(resid @ resid)])
         if m.smoothing:
+            # T² and Q themselves are smoothed (a slow fault accumulates evidence).
             lam = m.smoothing
             self._ewma = stats if self._ewma is None else lam * stats + (1 - lam) * self._ewma
             stats = self._ewma
-        return stats, z, t, resid
+        return stats
 
-    def _step_mewma(self, z: FloatArray) -> Score:
+    def _mewma(self, z: FloatArray) -> FloatArray:
         m = self.model
-        lam = m.smoothing or 1.0
-        self._ewma = lam * z if self._ewma is None else lam * z + (1 - lam) * self._ewma
-        s = self._ewma
-        d2 = float(s @ m.matrix @ s)
-        score = d2 / m.limits["d2"]
-        if score <= 1.0:
-            return Score(score, False, "")
-        contrib = np.abs(s * (m.matrix @ s))
-        return Score(score, True, f"MEWMA {score:.2f}x limit; {self._top(contrib)}")
+        s = self._smooth(z)
+        weighted = m.matrix @ s
+        self._last = (s, weighted)
+        return np.array([float(s @ weighted)])
 
-    def _step_residual(self, z: FloatArray) -> Score:
+    def _residual(self, z: FloatArray) -> FloatArray:
         m = self.model
-        lam = m.smoothing or 1.0
-        resid = z @ m.matrix
-        self._ewma = lam * resid if self._ewma is None else lam * resid + (1 - lam) * self._ewma
-        ratios = np.abs(self._ewma) / m.eigenvalues
-        score = float(np.max(ratios)) / m.limits["r"]
-        if score <= 1.0:
-            return Score(score, False, "")
-        return Score(score, True, f"RESID {score:.2f}x limit; {self._top(ratios * ratios)}")
+        ratios = np.abs(self._smooth(z @ m.matrix)) / m.eigenvalues
+        self._last = (ratios,)
+        return np.array([float(np.max(ratios))])
 
     def _top(self, contrib: FloatArray) -> str:
         """The variables that contribute most, summed over lags, as shares."""
@@ -309,6 +373,11 @@ class Scorer:
 
     def score_rows(self, rows: FloatArray) -> list[Score]:
         return [self.step(r) for r in rows]
+
+    def statistic_rows(self, rows: FloatArray) -> FloatArray:
+        """:meth:`statistics` of each row, stacked (rows without statistics dropped)."""
+        out = [s for r in rows if (s := self.statistics(r)) is not None]
+        return np.vstack(out) if out else np.empty((0, len(self._labels)))
 
 
 # --- fitting ----------------------------------------------------------------------
@@ -375,61 +444,6 @@ def _pca_model(
     )
 
 
-def held_out_statistics(
-    x: FloatArray, names: Sequence[str], method: Method, opts: ModelOptions
-) -> list[FloatArray]:
-    """Per contiguous fold of ``x``, the (smoothed) ``[T², Q]`` of its rows under a
-    model fitted on the other folds: statistics of normal data the model never saw."""
-    n = x.shape[0]
-    held: list[FloatArray] = []
-    for f in range(opts.folds):
-        a, b = f * n // opts.folds, (f + 1) * n // opts.folds
-        model = _pca_model(np.vstack([x[:a], x[b:]]), names, method, opts)
-        scorer = model.scorer()
-        rows = [s for r in x[a:b] if (s := scorer.statistics(r)) is not None]
-        held.append(np.vstack(rows) if rows else np.empty((0, 2)))
-    return held
-
-
-def select_quantile(
-    held: Sequence[FloatArray], candidates: Sequence[float], budget: float
-) -> tuple[float | None, list[float]]:
-    """The smallest of ``candidates`` whose limits hold ``budget`` on unseen folds.
-
-    For each fold, limits are the quantile of the *other* folds' held-out
-    statistics and the fold's own held-out rows are checked against them (a
-    row alarms when T² or Q is above its limit).  A quantile of held-out
-    statistics gives exactly 1 − q alarms on the rows it was computed from; on
-    rows it was not computed from it gives more when normal operation wanders
-    (the fold-to-fold drift a plant also shows between training and use), and
-    that is what this measures.  Returns the choice (None when no candidate is
-    within budget: the setting cannot promise the rate) and the mean alarm rate
-    of every candidate tried.
-    """
-    rates: list[float] = []
-    for q in sorted(candidates):
-        per_fold = []
-        for f, own in enumerate(held):
-            others = np.vstack([h for g, h in enumerate(held) if g != f])
-            limits = np.quantile(others, q, axis=0)
-            per_fold.append(float(np.mean(np.any(own > limits, axis=1))) if own.size else 0.0)
-        rates.append(float(np.mean(per_fold)))
-        if rates[-1] <= budget:
-            return q, rates
-    return None, rates
-
-
-def _calibrated_limits(
-    x: FloatArray, names: Sequence[str], method: Method, opts: ModelOptions
-) -> dict[str, float]:
-    """Limits at ``opts.quantile`` of out-of-fold statistics (contiguous folds)."""
-    stats = np.vstack(held_out_statistics(x, names, method, opts))
-    return {
-        "t2": float(np.quantile(stats[:, 0], opts.quantile)),
-        "q": float(np.quantile(stats[:, 1], opts.quantile)),
-    }
-
-
 def _mewma_model(x: FloatArray, names: Sequence[str], opts: ModelOptions) -> MultivariateModel:
     n, m = x.shape
     t = np.arange(n, dtype=np.float64) - (n - 1) / 2
@@ -445,7 +459,7 @@ def _mewma_model(x: FloatArray, names: Sequence[str], opts: ModelOptions) -> Mul
     np.fill_diagonal(corr, 1.0)
     root = np.sqrt(var)
     cov = corr * np.outer(root, root) + 0.05 * np.diag(var)
-    model = MultivariateModel(
+    return MultivariateModel(
         method="mewma",
         variables=list(names),
         mean=mean,
@@ -456,11 +470,6 @@ def _mewma_model(x: FloatArray, names: Sequence[str], opts: ModelOptions) -> Mul
         eigenvalues=np.empty(0),
         limits={"d2": 1.0},
     )
-    raw = model.scorer()
-    warm = min(n // 2, math.ceil(2 / lam))
-    d2 = np.array([raw.step(r).score for r in x])[warm:]
-    model.limits = {"d2": float(opts.margin * np.max(d2))}
-    return model
 
 
 def _residual_model(x: FloatArray, names: Sequence[str], opts: ModelOptions) -> MultivariateModel:
@@ -487,7 +496,6 @@ def _residual_model(x: FloatArray, names: Sequence[str], opts: ModelOptions) -> 
     precision = np.linalg.inv(cov)
     matrix = precision / np.diag(precision)
     lam = opts.smoothing or 1.0
-    warm = min(n // 2, math.ceil(2 / lam))
     # Spread of the smoothed residuals over the training rows (after the EWMA
     # has filled): the serial correlation of real residuals makes it wider than
     # the white-noise λ/(2−λ) formula would say.
@@ -497,9 +505,8 @@ def _residual_model(x: FloatArray, names: Sequence[str], opts: ModelOptions) -> 
     for i, r in enumerate(resid):
         state = lam * r + (1 - lam) * state
         smoothed[i] = state
-    spread = smoothed[warm:].std(axis=0)
-    spread = np.where(spread > 1e-12, spread, 1e-12)
-    model = MultivariateModel(
+    spread = smoothed[_warm_up(n, lam) :].std(axis=0)
+    return MultivariateModel(
         method="residual",
         variables=list(names),
         mean=mean,
@@ -507,36 +514,213 @@ def _residual_model(x: FloatArray, names: Sequence[str], opts: ModelOptions) -> 
         lags=0,
         smoothing=lam,
         matrix=matrix,
-        eigenvalues=spread,
+        eigenvalues=np.where(spread > 1e-12, spread, 1e-12),
         limits={"r": 1.0},
     )
-    raw = model.scorer()
-    stat = np.array([raw.step(r).score for r in x])[warm:]
-    model.limits = {"r": float(opts.margin * np.max(stat))}
-    model.hold = int(opts.hold)
-    return model
 
 
-def min_rows(method: Method, n_vars: int, opts: ModelOptions) -> int:
-    """Rows a fit needs: enough for a covariance of the (lagged) variables."""
-    if method in ("mewma", "residual"):
-        return max(30, 2 * n_vars)
-    dims = n_vars * (opts.lags + 1)
-    per_fold = 1 if method == "pca" else opts.folds
-    return max(30, dims + 10) * (1 if per_fold == 1 else 2)
+def _warm_up(n: int, smoothing: float | None) -> int:
+    """Rows an EWMA needs before its statistics are typical (about 2/λ)."""
+    return min(n // 2, math.ceil(2 / smoothing)) if smoothing else 0
 
 
-def fit_model(
+def _structure(
+    x: FloatArray, names: Sequence[str], method: Method, opts: ModelOptions
+) -> MultivariateModel:
+    """The fitted model before its limits are calibrated (pca/dpca carry theory limits)."""
+    if method == "mewma":
+        return _mewma_model(x, names, opts)
+    if method == "residual":
+        return _residual_model(x, names, opts)
+    return _pca_model(x, names, method, opts)
+
+
+def held_out_statistics(
+    x: FloatArray, names: Sequence[str], method: Method, opts: ModelOptions
+) -> list[FloatArray]:
+    """Per contiguous fold of ``x``, the statistics of its rows under a model fitted
+    on the other folds: statistics of normal data the model never saw."""
+    n = x.shape[0]
+    held: list[FloatArray] = []
+    for f in range(opts.folds):
+        a, b = f * n // opts.folds, (f + 1) * n // opts.folds
+        model = _structure(np.vstack([x[:a], x[b:]]), names, method, opts)
+        held.append(model.scorer().statistic_rows(x[a:b]))
+    return held
+
+
+def held_flags(flags: np.ndarray[Any, Any], hold: int) -> np.ndarray[Any, Any]:
+    """``flags`` with each raised row extended by ``hold`` rows — what the scorer's
+    hold shows, for a whole series at once."""
+    if hold <= 0 or not flags.size:
+        return flags
+    idx = np.arange(flags.size)
+    last = np.maximum.accumulate(np.where(flags, idx, -(hold + 1)))
+    shown: np.ndarray[Any, Any] = idx - last <= hold
+    return shown
+
+
+def select_limit(
+    held: Sequence[FloatArray],
+    candidates: Sequence[tuple[float, float]],
+    budget: float,
+    hold: int = 0,
+) -> tuple[tuple[float, float] | None, list[float]]:
+    """The first of ``candidates`` — ``(quantile, margin)`` pairs, in order of rising
+    limits — whose limits hold ``budget`` on unseen folds.
+
+    For each fold, limits are ``margin`` × the quantile of the *other* folds'
+    held-out statistics, and the fold's own held-out rows are checked against
+    them (a row alarms when any statistic is above its limit, or within
+    ``hold`` rows after one did: the flags as shown, not the bare exceedances —
+    one exceedance with a 30-row hold is 30 rows of alarm).  A quantile of
+    held-out statistics gives exactly 1 − q alarms on the rows it was computed
+    from; on rows it was not computed from it gives more when normal operation
+    wanders (the drift a plant also shows between training and use), and that
+    is what this measures.  Returns the choice (None when no candidate is
+    within budget: the setting cannot promise the rate) and the mean alarm rate
+    of every candidate tried.
+    """
+    rates: list[float] = []
+    for q, margin in candidates:
+        per_fold = []
+        for f, own in enumerate(held):
+            others = np.vstack([h for g, h in enumerate(held) if g != f])
+            limits = margin * np.quantile(others, q, axis=0)
+            flags = held_flags(np.any(own > limits, axis=1), hold)
+            per_fold.append(float(np.mean(flags)) if own.size else 0.0)
+        rates.append(float(np.mean(per_fold)))
+        if rates[-1] <= budget:
+            return (q, margin), rates
+    return None, rates
+
+
+#: Candidate limits of :func:`fit_checked`, lowest first: ``(quantile of held-out
+#: statistics, margin)``; quantile 1.0 is the largest held-out value.
+CHECKED_LIMITS: tuple[tuple[float, float], ...] = (
+    (0.99, 1.0),
+    (0.995, 1.0),
+    (0.999, 1.0),
+    *((1.0, m) for m in (1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedFit:
+    """A model whose limit was chosen by :func:`fit_checked`."""
+
+    model: MultivariateModel
+    #: the chosen ``(quantile, margin)``
+    limit: tuple[float, float]
+    #: whether that limit holds the budget (False: none did; the largest is used)
+    holds: bool
+    #: held-out alarm rate of each candidate tried, in order
+    rates: list[float]
+
+
+def fit_checked(
+    x: FloatArray,
+    names: Sequence[str],
+    method: Method,
+    options: ModelOptions,
+    *,
+    budget: float = 0.01,
+    candidates: Sequence[tuple[float, float]] = CHECKED_LIMITS,
+    trained_on: Mapping[str, Any] | None = None,
+) -> CheckedFit:
+    """Fit with the lowest limit that holds ``budget`` on data the model never saw.
+
+    The limits are held-out limits (``options.folds`` contiguous folds; two halves
+    ask the most: one half of a normal period must not alarm more than
+    ``budget`` under limits set from the other).  Why: a quantile of training
+    statistics promises its rate only on the rows it came from, and normal
+    operation wanders between periods — a limit that holds from one half of
+    the training period to the other is one that can be expected to hold
+    from training to use.
+    """
+    opts = replace(options, calibration="held-out")
+    held = held_out_statistics(_validated(x, names, method, opts), names, method, opts)
+    limit, rates = select_limit(held, candidates, budget, opts.hold)
+    chosen = limit or candidates[-1]
+    model = fit_model(
+        x, names, method, replace(opts, quantile=chosen[0], margin=chosen[1]), trained_on
+    )
+    return CheckedFit(model, chosen, limit is not None, rates)
+
+
+LimitRule = Literal["checked", "method"]
+LIMIT_RULES: tuple[LimitRule, ...] = ("checked", "method")
+
+
+def fit_configured(
     x: FloatArray,
     names: Sequence[str],
     method: Method = RECOMMENDED,
-    options: ModelOptions | None = None,
+    *,
+    limits: LimitRule = "checked",
+    smoothing: float | None = None,
+    hold: int | None = None,
     trained_on: Mapping[str, Any] | None = None,
 ) -> MultivariateModel:
-    """Fit ``method`` on normal-operation rows ``x`` (n × len(names), no NaN)."""
+    """The fit ``plantguard detect fit`` and ``plantguard train`` make: the method's
+    preset, with ``smoothing`` and ``hold`` when given, and limits by the rule of
+    :func:`fit_checked` on two halves (``checked``, what the detection benchmark
+    measures) or the method's own calibration (``method``)."""
+    overrides: dict[str, Any] = {}
+    if smoothing is not None:
+        overrides["smoothing"] = smoothing
+    if hold is not None:
+        overrides["hold"] = hold
+    opts = ModelOptions.for_method(method, **overrides)
+    if limits == "method":
+        return fit_model(x, names, method, opts, trained_on)
+    opts = replace(opts, folds=2, margin=1.0)
+    return fit_checked(x, names, method, opts, trained_on=trained_on).model
+
+
+def _limits(
+    model: MultivariateModel,
+    x: FloatArray,
+    names: Sequence[str],
+    method: Method,
+    opts: ModelOptions,
+) -> dict[str, float]:
+    """``margin`` × the calibrated limit of each of the method's statistics."""
+    keys = [key for key, _ in STATISTICS[method]]
+    if opts.calibration == "theory":
+        if method not in ("pca", "dpca"):
+            raise FitError(f"method {method} has no theoretical limits (calibration 'theory')")
+        base = np.array([model.limits[k] for k in keys])
+    elif opts.calibration == "training":
+        stats = model.scorer().statistic_rows(x)
+        base = stats[_warm_up(stats.shape[0], model.smoothing) :].max(axis=0)
+    else:
+        base = np.quantile(
+            np.vstack(held_out_statistics(x, names, method, opts)), opts.quantile, axis=0
+        )
+    return {k: float(v) for k, v in zip(keys, opts.margin * base, strict=True)}
+
+
+def min_rows(method: Method, n_vars: int, opts: ModelOptions) -> int:
+    """Rows a fit needs: enough for a covariance of the (lagged) variables — in
+    each fold's training part when limits come from held-out folds."""
+    if method in ("mewma", "residual"):
+        need = max(30, 2 * n_vars)
+    else:
+        need = max(30, n_vars * (opts.lags + 1) + 10)
+    if opts.calibration == "held-out":
+        need = max(2 * need, math.ceil(need * opts.folds / (opts.folds - 1)))
+    return need
+
+
+def _validated(
+    x: FloatArray, names: Sequence[str], method: Method, opts: ModelOptions
+) -> FloatArray:
+    """``x`` as floats, or a :class:`FitError` that says what is wrong with it."""
     if method not in METHODS:
         raise FitError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
-    opts = options or ModelOptions.for_method(method)
+    if opts.calibration == "held-out" and opts.folds < 2:
+        raise FitError(f"held-out limits need at least 2 folds (folds {opts.folds})")
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != len(names):
         raise FitError(f"expected {len(names)} columns, got shape {x.shape}")
@@ -550,14 +734,21 @@ def fit_model(
         )
     if not np.all(np.isfinite(x)):
         raise FitError("training rows must not contain missing values")
-    if method == "mewma":
-        model = _mewma_model(x, names, opts)
-    elif method == "residual":
-        model = _residual_model(x, names, opts)
-    else:
-        model = _pca_model(x, names, method, opts)
-        if method == "dpca":
-            model.limits = _calibrated_limits(x, names, method, opts)
+    return x
+
+
+def fit_model(
+    x: FloatArray,
+    names: Sequence[str],
+    method: Method = RECOMMENDED,
+    options: ModelOptions | None = None,
+    trained_on: Mapping[str, Any] | None = None,
+) -> MultivariateModel:
+    """Fit ``method`` on normal-operation rows ``x`` (n × len(names), no NaN)."""
+    opts = options or ModelOptions.for_method(method if method in METHODS else RECOMMENDED)
+    x = _validated(x, names, method, opts)
+    model = _structure(x, names, method, opts)
+    model.limits = _limits(model, x, names, method, opts)
     model.options = {
         k: getattr(opts, k)
         for k in (
@@ -568,6 +759,7 @@ def fit_model(
             "quantile",
             "folds",
             "horizon",
+            "calibration",
             "margin",
             "hold",
             "ridge",

@@ -27,7 +27,7 @@ import numpy as np
 from .base import FloatArray
 from .drift import DEFAULT_MODEL, DRIFT_FORMAT
 from .multivariate import GroupConfig, MultivariateConfig, MultivariateSiteConfig, model_path
-from .mvmodels import FitError, ModelOptions, fit_model
+from .mvmodels import FitError, fit_configured
 from .progress import Progress
 
 if TYPE_CHECKING:
@@ -142,7 +142,15 @@ def _train_group(
     out = base / model_path(group, cfg)
     trained_on = {"store": store.url, "start": period.start, "end": period.end, "step": period.step}
     try:
-        model = fit_model(x, pids, cfg.method, ModelOptions.for_method(cfg.method), trained_on)
+        model = fit_configured(
+            x,
+            pids,
+            cfg.method,
+            limits=cfg.limits,
+            smoothing=cfg.smoothing,
+            hold=cfg.hold,
+            trained_on=trained_on,
+        )
     except FitError as exc:
         progress.step(f"group {group}: {exc}")
         return False
