@@ -38,7 +38,7 @@ from plantguard_rules.multivariate import (
     MultivariateConfig,
     MultivariateRuleType,
 )
-from plantguard_rules.mvmodels import fit_model
+from plantguard_rules.mvmodels import RECOMMENDED, fit_model
 from plantguard_rules.rate import RateConfig, RateRule
 from plantguard_rules.security import (
     DeviceIdentityConfig,
@@ -85,7 +85,7 @@ def build(n: int, groups: int, workdir: Path) -> tuple[ValueTable, dict[str, Rul
     )
     if groups:
         train = rng.normal(50, 5, (400, 10))
-        model = fit_model(train, [f"v{j}" for j in range(10)], "dpca")
+        model = fit_model(train, [f"v{j}" for j in range(10)], RECOMMENDED)
         configs = []
         for g in range(groups):
             members = points[g * 10 : g * 10 + 10]

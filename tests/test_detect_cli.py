@@ -78,13 +78,26 @@ def test_fit_options_set_smoothing_hold_and_limit_rule(tmp_path: Path) -> None:
     assert main([*base, "--method", "dpca"]) == 0
     checked = json.loads(out.read_text())
     assert (checked["method"], checked["options"]["folds"]) == ("dpca", 2)
+    assert checked["options"]["checked"]["holds"] is True
+    assert checked["options"]["checked"]["held_out_alarm_rate"] <= 0.01
+
+
+def test_fit_warns_when_no_limit_holds_between_the_halves(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    x = np.vstack([_data(150, 0), _data(150, 1) * 40])  # the second half is another process
+    train = _write(tmp_path / "t.csv", ["a", "b", "c"], x)
+    out = tmp_path / "m.json"
+    assert main(["detect", "fit", "--input", str(train), "--output", str(out)]) == 0
+    assert "no candidate limit holds 1 % from one half" in capsys.readouterr().err
+    assert json.loads(out.read_text())["options"]["checked"]["holds"] is False
 
 
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--smoothing", "0"], "--smoothing must be in (0, 1], got 0"),
-        (["--hold", "-1"], "--hold must be 0 or more rows, got -1"),
+        (["--smoothing", "0"], "--smoothing: must be in (0, 1], got 0"),
+        (["--hold", "-1"], "--hold: must be 0 or more rows, got -1"),
     ],
 )
 def test_fit_options_out_of_range_are_named(
@@ -92,7 +105,9 @@ def test_fit_options_out_of_range_are_named(
 ) -> None:
     train = _write(tmp_path / "t.csv", ["a", "b", "c"], _data(300, 0))
     args = ["detect", "fit", "--input", str(train), "--output", str(tmp_path / "m.json")]
-    assert main([*args, *extra]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main([*args, *extra])
+    assert exc.value.code == 2
     assert message in capsys.readouterr().err
 
 

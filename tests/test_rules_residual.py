@@ -15,6 +15,7 @@ from plantguard_rules.mvmodels import (
     ModelOptions,
     MultivariateModel,
     fit_checked,
+    fit_configured,
     fit_model,
     held_flags,
     held_out_statistics,
@@ -138,6 +139,10 @@ def test_theory_limits_are_only_for_pca() -> None:
     x = np.random.default_rng(9).normal(0, 1, (200, 4))
     with pytest.raises(FitError, match="no theoretical limits"):
         fit_model(x, NAMES, "residual", ModelOptions.for_method("residual", calibration="theory"))
+    with pytest.raises(FitError, match="unsmoothed T² and Q only"):
+        fit_model(x, NAMES, "pca", ModelOptions.for_method("pca", smoothing=0.2))
+    with pytest.raises(FitError, match="unknown method 'bogus'"):
+        fit_configured(x, NAMES, "bogus")  # type: ignore[arg-type]
     with pytest.raises(FitError, match="at least 2 folds"):
         fit_model(x, NAMES, "dpca", ModelOptions.for_method("dpca", folds=1))
 
@@ -199,3 +204,14 @@ def test_the_limit_rule_counts_flags_as_the_hold_shows_them() -> None:
     assert list(held_flags(np.array(raw), 30)) == shown
     bare = fit_checked(x, NAMES, "residual", replace(opts, hold=0))
     assert fit.limit > bare.limit  # the same statistics, a higher limit once held
+
+
+def test_a_model_file_without_the_limits_of_its_method_is_refused() -> None:
+    model = fit_model(np.random.default_rng(13).normal(0, 1, (200, 4)), NAMES, "residual")
+    data = json.loads(model.dumps())
+    data["limits"] = {"t2": 1.0}
+    with pytest.raises(ValueError, match="no limit for r"):
+        MultivariateModel.from_json(data)
+    data["method"] = "svm"
+    with pytest.raises(ValueError, match="unknown method 'svm'"):
+        MultivariateModel.from_json(data)

@@ -34,6 +34,20 @@ from .replay import replay_model
 __all__ = ["configure", "run"]
 
 
+def _smoothing(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def _rows(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more rows, got {text}")
+    return value
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="detect_command", metavar="ACTION", required=True)
     fit = sub.add_parser("fit", help="train a model on normal-operation rows")
@@ -55,14 +69,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     fit.add_argument(
         "--smoothing",
-        type=float,
+        type=_smoothing,
         default=None,
         metavar="LAMBDA",
         help="EWMA smoothing of the statistic, 0 < λ ≤ 1 (default: the method's)",
     )
     fit.add_argument(
         "--hold",
-        type=int,
+        type=_rows,
         default=None,
         metavar="ROWS",
         help="rows a flag is held after the statistic falls back (default: the method's)",
@@ -110,10 +124,6 @@ def _fit(args: argparse.Namespace) -> int:
         "columns": names,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    if args.smoothing is not None and not 0 < args.smoothing <= 1:
-        raise FitError(f"--smoothing must be in (0, 1], got {args.smoothing:g}")
-    if args.hold is not None and args.hold < 0:
-        raise FitError(f"--hold must be 0 or more rows, got {args.hold}")
     model = fit_configured(
         x,
         names,
@@ -126,6 +136,14 @@ def _fit(args: argparse.Namespace) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(model.dumps(), encoding="utf-8")
     limits = ", ".join(f"{k} {v:.4g}" for k, v in model.limits.items())
+    checked = model.options.get("checked")
+    if checked is not None and not checked["holds"]:
+        print(
+            f"plantguard detect: warning: no candidate limit holds 1 % from one half of "
+            f"{args.input} to the other ({100 * checked['held_out_alarm_rate']:.1f} % at the "
+            "largest, which is used): the training rows are not one steady period",
+            file=sys.stderr,
+        )
     print(
         f"{args.output}: method {method}, {len(names)} variables, {x.shape[0]} rows, "
         f"limits {limits} ({args.limits})"

@@ -206,6 +206,15 @@ class MultivariateModel:
     def from_json(cls, data: Mapping[str, Any]) -> MultivariateModel:
         if data.get("format") != FORMAT:
             raise ValueError(f"not a PlantGuard multivariate model (format {data.get('format')!r})")
+        method = data.get("method")
+        if method not in METHODS:
+            raise ValueError(f"invalid model file: unknown method {method!r}")
+        limits = data.get("limits")
+        missing = [
+            k for k, _ in STATISTICS[method] if not isinstance(limits, Mapping) or k not in limits
+        ]
+        if missing:
+            raise ValueError(f"invalid model file: no limit for {', '.join(missing)}")
         try:
             return cls(
                 method=data["method"],
@@ -573,7 +582,7 @@ def select_limit(
     held-out statistics, and the fold's own held-out rows are checked against
     them (a row alarms when any statistic is above its limit, or within
     ``hold`` rows after one did: the flags as shown, not the bare exceedances —
-    one exceedance with a 30-row hold is 30 rows of alarm).  A quantile of
+    one exceedance with a 30-row hold is 31 rows of alarm).  A quantile of
     held-out statistics gives exactly 1 − q alarms on the rows it was computed
     from; on rows it was not computed from it gives more when normal operation
     wanders (the drift a plant also shows between training and use), and that
@@ -666,6 +675,8 @@ def fit_configured(
     preset, with ``smoothing`` and ``hold`` when given, and limits by the rule of
     :func:`fit_checked` on two halves (``checked``, what the detection benchmark
     measures) or the method's own calibration (``method``)."""
+    if method not in METHODS:
+        raise FitError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
     overrides: dict[str, Any] = {}
     if smoothing is not None:
         overrides["smoothing"] = smoothing
@@ -675,7 +686,14 @@ def fit_configured(
     if limits == "method":
         return fit_model(x, names, method, opts, trained_on)
     opts = replace(opts, folds=2, margin=1.0)
-    return fit_checked(x, names, method, opts, trained_on=trained_on).model
+    fit = fit_checked(x, names, method, opts, trained_on=trained_on)
+    fit.model.options["checked"] = {
+        "quantile": fit.limit[0],
+        "margin": fit.limit[1],
+        "holds": fit.holds,
+        "held_out_alarm_rate": fit.rates[-1],
+    }
+    return fit.model
 
 
 def _limits(
@@ -690,6 +708,11 @@ def _limits(
     if opts.calibration == "theory":
         if method not in ("pca", "dpca"):
             raise FitError(f"method {method} has no theoretical limits (calibration 'theory')")
+        if opts.smoothing:
+            raise FitError(
+                "theoretical limits hold for unsmoothed T² and Q only: use held-out limits "
+                f"with smoothing {opts.smoothing:g}"
+            )
         base = np.array([model.limits[k] for k in keys])
     elif opts.calibration == "training":
         stats = model.scorer().statistic_rows(x)

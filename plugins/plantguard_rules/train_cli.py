@@ -156,7 +156,14 @@ def _train_group(
         return False
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(model.dumps(), encoding="utf-8")
-    progress.step(f"group {group}: {x.shape[0]} rows -> {out}")
+    checked = model.options.get("checked")
+    note = (
+        " (warning: no candidate limit holds from one half of the period to the other; "
+        "the largest is used)"
+        if checked is not None and not checked["holds"]
+        else ""
+    )
+    progress.step(f"group {group}: {x.shape[0]} rows -> {out}{note}")
     return True
 
 
