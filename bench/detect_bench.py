@@ -280,10 +280,10 @@ def skab(data: Path, workdir: Path) -> dict[str, Any]:
     for other, (m, o) in skab_candidates().items():
         if other != label:
             candidates[f"{other} (not chosen)"] = checked(m, o)
+    labelled = {f: read_skab(f)[1:] for f in files}
     for name, fitter in candidates.items():
         all_flags, all_labels, per_file = [], [], {}
-        for f in files:
-            _, x, y = read_skab(f)
+        for f, (x, y) in labelled.items():
             assert y is not None
             model = fitter(x[:SKAB_TRAIN], {"file": f.name})
             flags = replay(model, x, workdir)[SKAB_TRAIN:]

@@ -37,7 +37,7 @@ from .table import ValueTable
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["Rule", "RuleContext", "RuleType"]
+__all__ = ["ContextRuleType", "Rule", "RuleContext", "RuleType"]
 
 
 class Rule(abc.ABC):
@@ -106,3 +106,27 @@ class RuleType(abc.ABC):
         are records in ``context.store``.
         """
         return None
+
+
+class ContextRuleType(RuleType):
+    """A rule type that needs the engine's context (model files, events, store).
+
+    Subclasses implement :meth:`create_with_context`; :meth:`create` builds the
+    rule with a default context (paths against the working directory, the
+    process-wide event bus, no store) for callers outside the engine.
+    """
+
+    def create(
+        self, site: Site, table: ValueTable, configs: Sequence[tuple[Point, BaseModel]]
+    ) -> Rule:
+        return self.create_with_context(site, table, configs, RuleContext())
+
+    @abc.abstractmethod
+    def create_with_context(
+        self,
+        site: Site,
+        table: ValueTable,
+        configs: Sequence[tuple[Point, BaseModel]],
+        context: RuleContext,
+    ) -> Rule:
+        """Build the rule with the engine's context."""

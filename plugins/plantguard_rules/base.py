@@ -10,10 +10,11 @@ that lets the gateway scan 100,000 points in a few milliseconds.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import BaseModel
 
 from plantguard.model import (
     PRIORITY_BY_NAME,
@@ -23,16 +24,20 @@ from plantguard.model import (
     Priority,
     PriorityName,
     Quality,
+    Site,
 )
+from plantguard.rules import Rule, RuleType
 from plantguard.table import ValueTable
 
 __all__ = [
     "PRIORITY",
     "AlarmLevels",
+    "AlarmSettings",
     "FloatArray",
     "IntArray",
     "Levels",
     "PointAlarms",
+    "PointRuleType",
     "new_samples",
     "one_up",
     "usable",
@@ -97,12 +102,23 @@ class AlarmLevels:
         return changed
 
 
+class AlarmSettings(Protocol):
+    """What the per-point settings of every built-in rule carry for its alarm."""
+
+    @property
+    def priority(self) -> PriorityName: ...
+
+    @property
+    def message(self) -> str: ...
+
+
 class PointAlarms:
     """One alarm per configured point: definitions, levels and findings.
 
     ``conditions`` maps a non-zero level to its condition name (``{1: "STUCK"}``);
-    ``messages`` are the configured templates, filled with ``name``, ``unit``,
-    ``condition``, ``value`` and whatever fields the rule passes per finding.
+    each point's ``message`` setting is the template, filled with ``name``,
+    ``unit``, ``condition``, ``value`` and whatever fields the rule passes per
+    finding.
     """
 
     def __init__(
@@ -110,12 +126,10 @@ class PointAlarms:
         rule: str,
         *,
         kind: Literal["limit", "discrete", "deviation", "rate", "system", "security"],
-        points: Sequence[Point],
-        priorities: Sequence[PriorityName],
-        messages: Sequence[str],
+        configs: Sequence[tuple[Point, AlarmSettings]],
         conditions: Mapping[int, str],
     ) -> None:
-        self.points = list(points)
+        self.points = [p for p, _ in configs]
         self.conditions = dict(conditions)
         self.definitions = [
             AlarmDefinition(
@@ -124,10 +138,10 @@ class PointAlarms:
                 device_id=p.device_id,
                 kind=kind,
                 rule=rule,
-                priority=PRIORITY[prio],
-                message=msg,
+                priority=PRIORITY[c.priority],
+                message=c.message,
             )
-            for p, prio, msg in zip(points, priorities, messages, strict=True)
+            for p, c in configs
         ]
         self.levels = AlarmLevels(len(self.points))
 
@@ -166,3 +180,23 @@ class PointAlarms:
                 )
             )
         return out
+
+
+class PointRuleFactory(Protocol):
+    """The constructor of a rule built from its points' settings alone."""
+
+    def __call__(self, table: ValueTable, configs: list[tuple[Point, Any]], /) -> Rule: ...
+
+
+class PointRuleType(RuleType):
+    """A rule type whose rule is built from its points' settings alone: ``create``
+    keeps the configs of ``config_model`` and hands them to ``rule_class``."""
+
+    rule_class: ClassVar[PointRuleFactory]
+
+    def create(
+        self, site: Site, table: ValueTable, configs: Sequence[tuple[Point, BaseModel]]
+    ) -> Rule:
+        return self.rule_class(
+            table, [(p, c) for p, c in configs if isinstance(c, self.config_model)]
+        )

@@ -31,7 +31,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from plantguard.model import AlarmDefinition, Finding, Point, PriorityName, Site
-from plantguard.rules import Rule, RuleContext, RuleType
+from plantguard.rules import ContextRuleType, Rule, RuleContext
 from plantguard.table import ValueTable
 
 from .base import FloatArray, PointAlarms, new_samples
@@ -62,6 +62,7 @@ class _DriftConfig(BaseModel):
     warmup: int = Field(100, ge=10, description="samples that set the baseline when untrained")
     model: str = DEFAULT_MODEL
     priority: PriorityName = "low"
+    message: str  # each chart has its own default
 
 
 class EwmaConfig(_DriftConfig):
@@ -155,9 +156,7 @@ class _DriftRule(Rule):
         self._alarms = PointAlarms(
             self.rule_name,
             kind="deviation",
-            points=points,
-            priorities=[c.priority for c in cfgs],
-            messages=[getattr(c, "message", "") for c in cfgs],
+            configs=configs,
             conditions={1: "DRIFT_HIGH", -1: "DRIFT_LOW"},
         )
         self._idx = table.indices([p.id for p in points])
@@ -252,15 +251,10 @@ class CusumRule(_DriftRule):
         return float(self._h[i])
 
 
-class _DriftRuleType(RuleType):
+class _DriftRuleType(ContextRuleType):
     """EWMA and CUSUM differ only in their chart: one rule type shape for both."""
 
     rule_class: ClassVar[type[EwmaRule] | type[CusumRule]]
-
-    def create(
-        self, site: Site, table: ValueTable, configs: Sequence[tuple[Point, BaseModel]]
-    ) -> Rule:
-        return self.create_with_context(site, table, configs, RuleContext())
 
     def create_with_context(
         self,

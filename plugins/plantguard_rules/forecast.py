@@ -30,11 +30,11 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from plantguard.model import AlarmDefinition, Finding, Point, PriorityName, Site
-from plantguard.rules import Rule, RuleType
+from plantguard.model import AlarmDefinition, Finding, Point, PriorityName
+from plantguard.rules import Rule
 from plantguard.table import ValueTable
 
-from .base import FloatArray, PointAlarms, usable
+from .base import FloatArray, PointAlarms, PointRuleType, usable
 from .stats import f_ppf
 
 __all__ = ["ForecastConfig", "ForecastRule", "ForecastRuleType", "TrendFit", "fit_trend"]
@@ -243,9 +243,7 @@ class ForecastRule(Rule):
         self._alarms = PointAlarms(
             "forecast",
             kind="deviation",
-            points=points,
-            priorities=[c.priority for c in cfgs],
-            messages=[c.message for c in cfgs],
+            configs=configs,
             conditions={1: "FORECAST"},
         )
         self._idx = table.indices([p.id for p in points])
@@ -323,10 +321,6 @@ class ForecastRule(Rule):
         return warn.astype(np.int8)
 
 
-class ForecastRuleType(RuleType):
+class ForecastRuleType(PointRuleType):
     config_model = ForecastConfig
-
-    def create(
-        self, site: Site, table: ValueTable, configs: Sequence[tuple[Point, BaseModel]]
-    ) -> Rule:
-        return ForecastRule(table, [(p, c) for p, c in configs if isinstance(c, ForecastConfig)])
+    rule_class = ForecastRule

@@ -30,7 +30,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from plantguard.model import AlarmDefinition, Finding, Point, PriorityName, Site
-from plantguard.rules import Rule, RuleContext, RuleType
+from plantguard.rules import ContextRuleType, Rule, RuleContext
 from plantguard.table import ValueTable
 
 from .base import PRIORITY, usable
@@ -188,14 +188,9 @@ def _load(
     return model
 
 
-class MultivariateRuleType(RuleType):
+class MultivariateRuleType(ContextRuleType):
     config_model = MultivariateConfig
     site_config_model = MultivariateSiteConfig
-
-    def create(
-        self, site: Site, table: ValueTable, configs: Sequence[tuple[Point, BaseModel]]
-    ) -> Rule:
-        return self.create_with_context(site, table, configs, RuleContext())
 
     def create_with_context(
         self,

@@ -355,6 +355,8 @@ class Scorer:
         stats = np.array([float(np.sum(t * t / m.eigenvalues)), float(resid @ resid)])
         if m.smoothing:
             # T² and Q themselves are smoothed (a slow fault accumulates evidence).
+            # Unlike _smooth, the average starts at the first value, not at zero:
+            # T² and Q are positive, and a start from zero would read low for ~2/λ rows.
             lam = m.smoothing
             self._ewma = stats if self._ewma is None else lam * stats + (1 - lam) * self._ewma
             stats = self._ewma
@@ -453,17 +455,26 @@ def _pca_model(
     )
 
 
-def _mewma_model(x: FloatArray, names: Sequence[str], opts: ModelOptions) -> MultivariateModel:
-    n, m = x.shape
+def _detrended(x: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Mean, least-squares slope per row, the rows minus that line, and their
+    standard deviation (floored): the training window's steady part, so that a
+    creep during it is not taken for normal spread or for a relation."""
+    n = x.shape[0]
     t = np.arange(n, dtype=np.float64) - (n - 1) / 2
     mean = x.mean(axis=0)
     slope = (t @ (x - mean)) / (t @ t)
-    resid = x - mean - np.outer(t, slope)
-    sd = resid.std(axis=0, ddof=1)
-    sd = np.where(sd > 1e-12 * (np.abs(mean) + 1), sd, 1e-12 * (np.abs(mean) + 1))
+    detrended = x - mean - np.outer(t, slope)
+    sd = detrended.std(axis=0, ddof=1)
+    floor = 1e-12 * (np.abs(mean) + 1)
+    return mean, slope, detrended, np.where(sd > floor, sd, floor)
+
+
+def _mewma_model(x: FloatArray, names: Sequence[str], opts: ModelOptions) -> MultivariateModel:
+    m = x.shape[1]
+    mean, slope, resid, sd = _detrended(x)
     lam = opts.smoothing or 1.0
     var = lam / (2 - lam) + (slope * opts.horizon / sd) ** 2
-    corr = np.corrcoef(resid, rowvar=False) if m > 1 else np.ones((1, 1))
+    corr = np.asarray(np.corrcoef(resid, rowvar=False)) if m > 1 else np.ones((1, 1))
     corr = np.nan_to_num(corr, nan=0.0)
     np.fill_diagonal(corr, 1.0)
     root = np.sqrt(var)
@@ -493,13 +504,7 @@ def _residual_model(x: FloatArray, names: Sequence[str], opts: ModelOptions) -> 
     a relation between variables.
     """
     n, m = x.shape
-    t = np.arange(n, dtype=np.float64) - (n - 1) / 2
-    mean = x.mean(axis=0)
-    slope = (t @ (x - mean)) / (t @ t)
-    detrended = x - mean - np.outer(t, slope)
-    sd = detrended.std(axis=0, ddof=1)
-    floor = 1e-12 * (np.abs(mean) + 1)
-    sd = np.where(sd > floor, sd, floor)
+    mean, _, detrended, sd = _detrended(x)
     z = detrended / sd
     cov = (z.T @ z) / n + opts.ridge * np.eye(m)
     precision = np.linalg.inv(cov)

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from plantguard.model import AlarmDefinition, Finding, Point, PriorityName, Site
-from plantguard.rules import Rule, RuleType
+from plantguard.model import AlarmDefinition, Finding, Point, PriorityName
+from plantguard.rules import Rule
 from plantguard.table import ValueTable
 
-from .base import PointAlarms, new_samples
+from .base import PointAlarms, PointRuleType, new_samples
 
 __all__ = ["RateConfig", "RateRule", "RateRuleType"]
 
@@ -50,9 +50,7 @@ class RateRule(Rule):
         self._alarms = PointAlarms(
             "rate",
             kind="rate",
-            points=[p for p, _ in configs],
-            priorities=[c.priority for c in cfgs],
-            messages=[c.message for c in cfgs],
+            configs=configs,
             conditions={1: "RISE", -1: "FALL"},
         )
         self._idx = table.indices([p.id for p, _ in configs])
@@ -100,10 +98,6 @@ class RateRule(Rule):
         return self._alarms.findings(level, judged, v, now, fields)
 
 
-class RateRuleType(RuleType):
+class RateRuleType(PointRuleType):
     config_model = RateConfig
-
-    def create(
-        self, site: Site, table: ValueTable, configs: Sequence[tuple[Point, BaseModel]]
-    ) -> Rule:
-        return RateRule(table, [(p, c) for p, c in configs if isinstance(c, RateConfig)])
+    rule_class = RateRule

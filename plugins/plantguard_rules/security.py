@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from plantguard.events import EventReader, SecurityEvent
 from plantguard.model import AlarmDefinition, Device, Finding, Point, PriorityName, Site
-from plantguard.rules import Rule, RuleContext, RuleType
+from plantguard.rules import ContextRuleType, Rule, RuleContext, RuleType
 from plantguard.table import ValueTable
 
 from .advisories import AdvisoryFile, load_advisories
@@ -427,13 +427,8 @@ class _EventRuleFactory(Protocol):
     def __call__(self, site: Site, cfg: Any, reader: EventReader, /) -> Rule: ...
 
 
-class _SiteLevelType(RuleType):
+class _SiteLevelType(ContextRuleType):
     config_model = _NoPointSettings
-
-    def create(
-        self, site: Site, table: ValueTable, configs: Sequence[tuple[Point, BaseModel]]
-    ) -> Rule:
-        return self.create_with_context(site, table, configs, RuleContext())
 
     def create_with_context(
         self,

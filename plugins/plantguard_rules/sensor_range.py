@@ -15,11 +15,11 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from plantguard.model import AlarmDefinition, Finding, Point, PriorityName, Site
-from plantguard.rules import Rule, RuleType
+from plantguard.model import AlarmDefinition, Finding, Point, PriorityName
+from plantguard.rules import Rule
 from plantguard.table import ValueTable
 
-from .base import PointAlarms, usable
+from .base import PointAlarms, PointRuleType, usable
 
 __all__ = ["RangeConfig", "RangeRule", "RangeRuleType"]
 
@@ -62,9 +62,7 @@ class RangeRule(Rule):
         self._alarms = PointAlarms(
             "range",
             kind="system",
-            points=[p for p, _ in configs],
-            priorities=[c.priority for c in cfgs],
-            messages=[c.message for c in cfgs],
+            configs=configs,
             conditions={1: "OVER_RANGE", -1: "UNDER_RANGE"},
         )
         self._idx = table.indices([p.id for p, _ in configs])
@@ -91,10 +89,6 @@ class RangeRule(Rule):
         )
 
 
-class RangeRuleType(RuleType):
+class RangeRuleType(PointRuleType):
     config_model = RangeConfig
-
-    def create(
-        self, site: Site, table: ValueTable, configs: Sequence[tuple[Point, BaseModel]]
-    ) -> Rule:
-        return RangeRule(table, [(p, c) for p, c in configs if isinstance(c, RangeConfig)])
+    rule_class = RangeRule

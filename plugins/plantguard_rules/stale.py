@@ -15,11 +15,11 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from plantguard.model import AlarmDefinition, Finding, Point, PriorityName, Site
-from plantguard.rules import Rule, RuleType
+from plantguard.model import AlarmDefinition, Finding, Point, PriorityName
+from plantguard.rules import Rule
 from plantguard.table import ValueTable
 
-from .base import PointAlarms
+from .base import PointAlarms, PointRuleType
 
 __all__ = ["StaleConfig", "StaleRule", "StaleRuleType"]
 
@@ -40,9 +40,7 @@ class StaleRule(Rule):
         self._alarms = PointAlarms(
             "stale",
             kind="system",
-            points=[p for p, _ in configs],
-            priorities=[c.priority for c in cfgs],
-            messages=[c.message for c in cfgs],
+            configs=configs,
             conditions={1: "STALE"},
         )
         self._idx = table.indices([p.id for p, _ in configs])
@@ -60,10 +58,6 @@ class StaleRule(Rule):
         return self._alarms.findings(level, None, age, now, lambda i: {"age": float(age[i])})
 
 
-class StaleRuleType(RuleType):
+class StaleRuleType(PointRuleType):
     config_model = StaleConfig
-
-    def create(
-        self, site: Site, table: ValueTable, configs: Sequence[tuple[Point, BaseModel]]
-    ) -> Rule:
-        return StaleRule(table, [(p, c) for p, c in configs if isinstance(c, StaleConfig)])
+    rule_class = StaleRule

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from plantguard.model import AlarmDefinition, Finding, Point, PriorityName, Site
-from plantguard.rules import Rule, RuleType
+from plantguard.model import AlarmDefinition, Finding, Point, PriorityName
+from plantguard.rules import Rule
 from plantguard.table import ValueTable
 
-from .base import PointAlarms, usable
+from .base import PointAlarms, PointRuleType, usable
 
 __all__ = ["StuckConfig", "StuckRule", "StuckRuleType"]
 
@@ -41,9 +41,7 @@ class StuckRule(Rule):
         self._alarms = PointAlarms(
             "stuck",
             kind="system",
-            points=[p for p, _ in configs],
-            priorities=[c.priority for c in cfgs],
-            messages=[c.message for c in cfgs],
+            configs=configs,
             conditions={1: "STUCK"},
         )
         self._idx = table.indices([p.id for p, _ in configs])
@@ -69,10 +67,6 @@ class StuckRule(Rule):
         )
 
 
-class StuckRuleType(RuleType):
+class StuckRuleType(PointRuleType):
     config_model = StuckConfig
-
-    def create(
-        self, site: Site, table: ValueTable, configs: Sequence[tuple[Point, BaseModel]]
-    ) -> Rule:
-        return StuckRule(table, [(p, c) for p, c in configs if isinstance(c, StuckConfig)])
+    rule_class = StuckRule
