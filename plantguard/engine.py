@@ -14,6 +14,7 @@ and backoff without delaying anyone else's poll.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -204,6 +205,7 @@ class Engine:
             ]
             workers.append(asyncio.create_task(self._scan(), name="scan"))
             writer = asyncio.create_task(self._history.run(), name="history")
+            _freeze_start_up_objects()
             self.ready.set()
             stop_wait = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait(
@@ -223,6 +225,7 @@ class Engine:
         started: Sequence[Service],
     ) -> None:
         self._stopping = True
+        gc.unfreeze()
         await _cancel(workers)
         # The writer is closed, not cancelled, so its last write completes before we go on.
         self._history.close()
@@ -353,6 +356,18 @@ class Engine:
         if findings:
             await self._alarms.apply_findings(findings)
         await self._alarms.tick(now)  # shelving expiry, suppression by design
+
+
+def _freeze_start_up_objects() -> None:
+    """Keep what start-up built out of the cyclic garbage collector's way.
+
+    The site model, rules, alarm state and OPC UA structures live as long as the
+    gateway.  Python's full collections would rescan all of them every time (at
+    10,000 points they stopped the event loop for ~2 s every ~30 s, long enough
+    for an OPC UA client to drop its session); frozen, they are never scanned.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _sink_listener(name: str, sink: AlarmSink) -> Listener:

@@ -43,7 +43,7 @@ async def _tree(server: Server, node_id: ua.NodeId, prefix: str) -> dict[str, An
     return out
 
 
-async def test_stamped_condition_equals_an_instantiated_one() -> None:
+async def test_rendered_condition_equals_an_instantiated_one() -> None:
     server = Server()
     await server.init()
     compat.cache_reference_subtypes(server)
@@ -51,7 +51,6 @@ async def test_stamped_condition_equals_an_instantiated_one() -> None:
     objects = server.nodes.objects
     folder_a = await objects.add_folder(_sid("a", ns), "a")
     folder_b = await objects.add_folder(_sid("b", ns), "b")
-    source = await objects.add_variable(_sid("src", ns), "src", 1.0)
     alarm_type = server.get_node(ua.NodeId(ua.Int32(ObjectIds.ExclusiveLimitAlarmType)))
 
     async def instantiated(name: str, folder: Any) -> list[ua.NodeId]:
@@ -60,33 +59,35 @@ async def test_stamped_condition_equals_an_instantiated_one() -> None:
         )
         return [n.nodeid for n in nodes]
 
-    template = compat.NodeTemplate.capture(
-        server, _sid("a/t", ns), await instantiated("a/t", folder_a)
-    )
-    await source.add_reference(_sid("a/t", ns), ObjectIds.HasCondition)  # must not be copied
-    stamped = template.stamp(
-        server,
-        _sid("b/s", ns),
-        folder_b.nodeid,
-        ua.QualifiedName("b/s", ns),
-        ua.LocalizedText("b/s"),
-    )
+    created = await instantiated("a/t", folder_a)
+    template = await compat.NodeTemplate.capture(server, _sid("a/t", ns), created)
+    aspace = server.iserver.aspace
+    # Captured and gone: the template's instance is no longer in the address space.
+    assert all(n not in aspace for n in created)
+    assert await folder_a.get_children() == []
+
+    # Render every node of "b/s" and store it, as if it were real, to compare trees.
+    root = _sid("b/s", ns)
+    name, display = ua.QualifiedName("b/s", ns), ua.LocalizedText("b/s")
+    for suffix in template.nodes:
+        data = template.render(suffix, root, folder_b.nodeid, name, display)
+        aspace[data.nodeid] = data
+    aspace[folder_b.nodeid].references.append(template.reference(root, name, display))
     await instantiated("b/i", folder_b)
 
-    assert len(stamped) > 50
-    tree_s = await _tree(server, _sid("b/s", ns), "b/s")
+    assert len(template.nodes) > 50
+    assert template.has(".ActiveState.Id")
+    assert not template.has(".NoSuchThing")
+    tree_s = await _tree(server, root, "b/s")
     tree_i = await _tree(server, _sid("b/i", ns), "b/i")
     assert tree_s == tree_i
-    assert await server.get_node(_sid("b/s", ns)).read_browse_name() == ua.QualifiedName("b/s", ns)
+    assert await server.get_node(root).read_browse_name() == name
     children = {(await c.read_browse_name()).Name for c in await folder_b.get_children()}
     assert children == {"b/s", "b/i"}
-    # Values are independent copies: writing one condition leaves the template alone.
+    # Rendered copies are independent: writing one leaves the template alone.
     active_id = _sid("b/s.ActiveState.Id", ns)
     await server.write_attribute_value(
         active_id, ua.DataValue(ua.Variant(True, ua.VariantType.Boolean))
     )
-    assert await server.get_node(_sid("a/t.ActiveState.Id", ns)).read_value() is not True
-    assert compat.node_classes(server, [active_id, _sid("b/s", ns)]) == [
-        ua.NodeClass.Variable,
-        ua.NodeClass.Object,
-    ]
+    again = template.render(".ActiveState.Id", root, folder_b.nodeid, name, display)
+    assert again.attributes[ua.AttributeIds.Value].value.Value.Value is not True

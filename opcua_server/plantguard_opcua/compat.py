@@ -13,15 +13,26 @@ asyncua 2.1 lacks three things Alarms & Conditions need (DESIGN.md lists them):
    :func:`deliver` and :func:`refresh` put events straight into the monitored
    items watching the Server object or the alarm's device.
 
-Adopting a newer asyncua should mean revisiting this module only.  It uses
-``MonitoredItemService._monitored_items``, ``._monitored_events`` and
-``InternalSubscription.enqueue_event``; a test exercises each path.
+and PlantGuard does two things differently:
+
+4. **An address space that is mostly a view.**  :func:`use_view` turns the
+   server's ``AddressSpace`` into a :class:`ViewAddressSpace`, which answers the
+   PlantGuard nodes it does not hold from a :class:`.view.SiteView`, and sends
+   data-change items on point values to :class:`.subscriptions.PointSubscriptions`
+   instead of per-node callbacks.
+5. **Condition instances copied, not instantiated** (:class:`NodeTemplate`).
+
+Adopting a newer asyncua should mean revisiting this module (and the queue
+handling in :mod:`.subscriptions`) only.  It uses ``AddressSpace._nodes`` and
+``._datachange_callback_counter``, ``NodeManagementService._add_node``,
+``MonitoredItemService._monitored_items``, ``._monitored_datachange``,
+``._monitored_events``, ``InternalSubscription._triggered_datachanges`` and
+``.enqueue_event``; a test exercises each path.
 """
 
 from __future__ import annotations
 
 import contextvars
-import copy
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,12 +40,14 @@ from typing import Any
 
 from asyncua import ua
 from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.address_space import AddressSpace
 from asyncua.server.address_space import AttributeValue as AddressSpaceValue
 from asyncua.server.address_space import NodeData as AddressSpaceNode
 from asyncua.server.internal_session import InternalSession
 from asyncua.server.server import Server
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
+from asyncua.ua.status_codes import StatusCodes
 
 from plantguard.auth import ANONYMOUS, Principal
 from plantguard.events import SecurityEvent, publish
@@ -43,18 +56,26 @@ from . import nodeids
 from .event_filter import SubtypeAwareWhereClause
 from .events import ConditionEvent, numeric_node
 from .point_writes import PointWrites
+from .subscriptions import PointSubscriptions
+from .view import SiteView
 
 __all__ = [
     "NodeTemplate",
     "PrincipalUserManager",
+    "ViewAddressSpace",
     "cache_reference_subtypes",
     "calling_principal",
     "deliver",
     "install",
-    "node_classes",
     "refresh",
     "subscription_exists",
+    "use_view",
 ]
+
+
+def _status(code: int) -> ua.StatusCode:
+    return ua.StatusCode(ua.UInt32(code))
+
 
 log = logging.getLogger(__name__)
 
@@ -145,12 +166,39 @@ class _Session(InternalSession):
         if sub is None:
             return results
         is_subtype = self.is_subtype
-        for result in results:
+        aspace = self.aspace
+        for request, result in zip(params.ItemsToCreate, results, strict=False):
             mdata = sub.monitored_item_srv._monitored_items.get(result.MonitoredItemId)
-            if mdata is not None and mdata.where_clause_evaluator is not None:
+            if mdata is None:
+                continue
+            if mdata.where_clause_evaluator is not None:
                 mdata.where_clause_evaluator = SubtypeAwareWhereClause(  # type: ignore[assignment]
                     mdata.filter.WhereClause, is_subtype
                 )
+            # asyncua keeps neither; point subscriptions honour both.
+            mdata.discard_oldest = request.RequestedParameters.DiscardOldest  # type: ignore[attr-defined]
+            if isinstance(aspace, ViewAddressSpace):
+                mdata.percent_deadband_span = aspace.range_span(  # type: ignore[attr-defined]
+                    request.ItemToMonitor.NodeId
+                )
+        if isinstance(aspace, ViewAddressSpace):
+            aspace.items_changed()
+        return results
+
+    async def set_monitoring_mode(
+        self, params: ua.SetMonitoringModeParameters
+    ) -> list[ua.StatusCode]:
+        results: list[ua.StatusCode] = await super().set_monitoring_mode(params)
+        if isinstance(self.aspace, ViewAddressSpace):
+            self.aspace.items_changed()
+        return results
+
+    async def modify_monitored_items(
+        self, params: ua.ModifyMonitoredItemsParameters
+    ) -> list[ua.MonitoredItemModifyResult]:
+        results: list[ua.MonitoredItemModifyResult] = await super().modify_monitored_items(params)
+        if isinstance(self.aspace, ViewAddressSpace):
+            self.aspace.items_changed()
         return results
 
 
@@ -246,6 +294,128 @@ def install(
     iserver.create_session = create_session  # type: ignore[method-assign]
 
 
+class ViewAddressSpace(AddressSpace):
+    """asyncua's address space, answering the PlantGuard nodes it does not hold from a
+    :class:`.view.SiteView`.
+
+    Real nodes (the standard nodes, PlantGuard's folders and devices, records) are
+    served as asyncua serves them.  A NodeId of the PlantGuard namespace that is not
+    real is looked up in the view: Browse, TranslateBrowsePaths and Call see a
+    rendered node, Read asks the view (current values from the table), Write is
+    refused (point writes are taken before this, by :class:`.point_writes.PointWrites`),
+    and a data-change item on a point value goes to :class:`PointSubscriptions`.
+    """
+
+    _view: SiteView
+    _points: PointSubscriptions
+    #: Data-change items on other view attributes (condition variables …): handle → item.
+    _watched: dict[int, tuple[str, AttributeIds, Callable[..., Any]]]
+
+    def _ident(self, node_id: ua.NodeId) -> str | None:
+        ident = node_id.Identifier
+        if node_id.NamespaceIndex != self._view.ns or not isinstance(ident, str):
+            return None
+        return ident
+
+    def _virtual(self, node_id: ua.NodeId) -> AddressSpaceNode | None:
+        ident = self._ident(node_id)
+        return None if ident is None else self._view.node(ident)
+
+    def __getitem__(self, node_id: ua.NodeId) -> AddressSpaceNode:
+        data = self._nodes.get(node_id)
+        if data is None:
+            data = self._virtual(node_id)
+            if data is None:
+                raise KeyError(node_id)
+        return data
+
+    def get(self, node_id: ua.NodeId) -> AddressSpaceNode | None:
+        data = self._nodes.get(node_id)
+        return data if data is not None else self._virtual(node_id)
+
+    def __contains__(self, node_id: ua.NodeId) -> bool:
+        if node_id in self._nodes:
+            return True
+        ident = self._ident(node_id)
+        return ident is not None and ident in self._view
+
+    def read_attribute_value(self, nodeid: ua.NodeId, attr: AttributeIds) -> ua.DataValue:
+        if nodeid in self._nodes:
+            return super().read_attribute_value(nodeid, attr)
+        ident = self._ident(nodeid)
+        if ident is None:
+            return ua.DataValue(StatusCode=_status(StatusCodes.BadNodeIdUnknown))
+        return self._view.read(ident, attr)
+
+    async def write_attribute_value(
+        self, nodeid: ua.NodeId, attr: AttributeIds, value: ua.DataValue
+    ) -> ua.StatusCode:
+        if nodeid in self._nodes:
+            return await super().write_attribute_value(nodeid, attr, value)
+        if nodeid in self:
+            return _status(StatusCodes.BadNotWritable)
+        return _status(StatusCodes.BadNodeIdUnknown)
+
+    def add_datachange_callback(
+        self, nodeid: ua.NodeId, attr: AttributeIds, callback: Callable[..., Any]
+    ) -> tuple[ua.StatusCode, int]:
+        if nodeid in self._nodes:
+            return super().add_datachange_callback(nodeid, attr, callback)
+        ident = self._ident(nodeid)
+        if ident is None or ident not in self._view:
+            return _status(StatusCodes.BadNodeIdUnknown), 0
+        self._datachange_callback_counter += 1
+        handle = self._datachange_callback_counter
+        index = self._view.point_index(ident)
+        if index is not None and attr == AttributeIds.Value:
+            self._points.add(handle, index, callback)
+        else:
+            self._watched[handle] = (ident, attr, callback)
+        return ua.StatusCode(), handle
+
+    def delete_datachange_callback(self, handle: int) -> None:
+        if handle in self._points:
+            self._points.remove(handle)
+        elif self._watched.pop(handle, None) is None:
+            super().delete_datachange_callback(handle)
+
+    def items_changed(self) -> None:
+        """Monitored items were created, modified or re-moded: re-read them."""
+        self._points.changed()
+
+    def range_span(self, node_id: ua.NodeId) -> float:
+        """High − Low of a point's EURange (0 without one), for Percent deadbands."""
+        ident = self._ident(node_id)
+        span = self._view.range_span(ident) if ident is not None else None
+        return span or 0.0
+
+    async def notify(self, prefix: str) -> None:
+        """Send the current values of watched view nodes whose identifier starts with
+        ``prefix`` (a condition's variables, after its alarm changed)."""
+        for handle, (ident, attr, callback) in list(self._watched.items()):
+            if ident.startswith(prefix):
+                try:
+                    await callback(handle, self._view.read(ident, attr))
+                except Exception:
+                    log.exception("data change of %s not delivered", ident)
+
+
+def use_view(server: Server, view: SiteView, points: PointSubscriptions) -> ViewAddressSpace:
+    """Make ``server``'s address space answer from ``view`` (after ``server.init()``).
+
+    The address space object is shared by every asyncua service, so its class is
+    changed in place rather than replaced.
+    """
+    aspace = server.iserver.aspace
+    aspace.__class__ = ViewAddressSpace
+    assert isinstance(aspace, ViewAddressSpace)
+    aspace._view = view
+    aspace._points = points
+    aspace._watched = {}
+    view.bind(aspace)
+    return aspace
+
+
 async def _enqueue(mis: Any, mid: int, event: ConditionEvent, *, apply_filter: bool = True) -> None:
     mdata = mis._monitored_items.get(mid)
     if mdata is None or mdata.filter is None:
@@ -304,46 +474,81 @@ async def refresh(
         await _enqueue(mis, m, end.at(watched.get(m, end.emitting_node)), apply_filter=False)
 
 
-# --- cloning condition instances ------------------------------------------------------------
+# --- condition instances from templates ------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class NodeTemplate:
-    """A copy of an instantiated node subtree, to stamp out more instances quickly.
+    """A copy of one instantiated condition subtree, to render others of its type.
 
     asyncua's ``instantiate`` copies a condition type node by node, browsing the
-    type for each (~30 ms per condition, minutes for a large site).  Every
-    condition of one type has the same subtree, so the first is instantiated
-    the asyncua way and the others are copies of its node data, with NodeIds,
-    names and the parent reference rewritten.
+    type for each (~30 ms per condition, minutes for a large site), and leaves ~75
+    nodes per condition in memory.  Every condition of one type has the same
+    subtree, so the first is instantiated the asyncua way, captured here and
+    removed again; each condition is then rendered from the template, one node at a
+    time, with NodeIds, names and the parent reference rewritten.
     """
 
     root: ua.NodeId
     parent: ua.NodeId
-    nodes: tuple[Any, ...]  # asyncua NodeData, root first
+    nodes: dict[str, Any]  # identifier suffix ("" for the root) → asyncua NodeData
+    #: The parent's forward reference to the root, as AddNodes made it.
+    parent_reference: ua.ReferenceDescription
+    type_definition: ua.NodeId
 
     @classmethod
-    def capture(
+    async def capture(
         cls, server: Server, root: ua.NodeId, node_ids: Iterable[ua.NodeId]
     ) -> NodeTemplate:
-        """Snapshot ``root`` and its instantiated children (before other references are added)."""
+        """Snapshot ``root`` and its instantiated children, then delete them from the
+        address space (before any other reference to them is added)."""
         aspace = server.iserver.aspace
         root_data = aspace[root]
         parent = next(r.NodeId for r in root_data.references if not r.IsForward)
-        ids = [root, *(n for n in node_ids if n != root)]
-        return cls(root, parent, tuple(copy.deepcopy(aspace[n]) for n in ids))
+        old = root.Identifier
+        if not isinstance(old, str):
+            raise TypeError("templates are for string NodeIds")
+        nodes: dict[str, Any] = {}
+        for node_id in [root, *(n for n in node_ids if n != root)]:
+            ident = node_id.Identifier
+            if isinstance(ident, str) and (ident == old or ident.startswith(old + ".")):
+                # Taken, not copied: the instance is removed below, so nothing else holds it.
+                nodes[ident[len(old) :]] = aspace[node_id]
+        parent_data = aspace[parent]
+        reference = next(r for r in parent_data.references if r.IsForward and r.NodeId == root)
+        type_definition = next(
+            r.NodeId for r in root_data.references if r.ReferenceTypeId == _HAS_TYPE_DEFINITION
+        )
+        parent_data.references.remove(reference)
+        for node_id in list(node_ids):
+            if node_id in aspace._nodes:
+                del aspace._nodes[node_id]
+        return cls(root, parent, nodes, reference, type_definition)
 
-    def stamp(
-        self, server: Server, root: ua.NodeId, parent: ua.NodeId, browse_name: ua.QualifiedName,
+    def has(self, suffix: str) -> bool:
+        return suffix in self.nodes
+
+    def reference(
+        self, root: ua.NodeId, browse_name: ua.QualifiedName, display_name: ua.LocalizedText
+    ) -> ua.ReferenceDescription:
+        """The folder's forward reference to a condition rendered from this template."""
+        return _retarget(self.parent_reference, root, browse_name, display_name)
+
+    def render(
+        self,
+        suffix: str,
+        root: ua.NodeId,
+        parent: ua.NodeId,
+        browse_name: ua.QualifiedName,
         display_name: ua.LocalizedText,
-    ) -> list[ua.NodeId]:  # fmt: skip
-        """Add a copy under ``parent`` as ``root``; return the new NodeIds, root first."""
-        aspace = server.iserver.aspace
+    ) -> AddressSpaceNode:
+        """The node ``suffix`` of the condition ``root`` under ``parent``."""
+        data = self.nodes[suffix]
         old = self.root.Identifier
         new = root.Identifier
         ns = self.root.NamespaceIndex
-        if not isinstance(old, str) or not isinstance(new, str):
-            raise TypeError("templates are for string NodeIds")
+        assert isinstance(old, str)
+        assert isinstance(new, str)
 
         def remap(node_id: ua.NodeId) -> ua.NodeId:
             ident = node_id.Identifier
@@ -354,46 +559,34 @@ class NodeTemplate:
                     return nodeids.node_id(new + ident[len(old) :], ns)
             return node_id
 
-        inside = {n.nodeid for n in self.nodes}
-        added: list[ua.NodeId] = []
-        for data in self.nodes:
-            is_root = data.nodeid == self.root
-            clone = AddressSpaceNode(remap(data.nodeid))
-            for attribute, held in data.attributes.items():
-                # DataValues are replaced on write, never mutated: they can be shared.
-                clone.attributes[attribute] = AddressSpaceValue(held.value)
-            clone.attributes[AttributeIds.NodeId] = AddressSpaceValue(
-                ua.DataValue(ua.Variant(clone.nodeid, ua.VariantType.NodeId))
-            )
-            if is_root:
-                clone.attributes[AttributeIds.BrowseName] = AddressSpaceValue(
-                    ua.DataValue(ua.Variant(browse_name, ua.VariantType.QualifiedName))
-                )
-                clone.attributes[AttributeIds.DisplayName] = AddressSpaceValue(
-                    ua.DataValue(ua.Variant(display_name, ua.VariantType.LocalizedText))
-                )
-            for ref in data.references:
-                clone.references.extend(
-                    self._moved(
-                        ref,
-                        is_root=is_root,
-                        parent=parent,
-                        remap=remap,
-                        root=root,
-                        browse_name=browse_name,
-                        display_name=display_name,
-                        inside=inside,
-                    )
-                )
-            aspace[clone.nodeid] = clone
-            added.append(clone.nodeid)
-        # The parent's forward reference, as asyncua's add_nodes would have made it.
-        parent_data = aspace[parent]
-        template_ref = next(
-            r for r in aspace[self.parent].references if r.IsForward and r.NodeId == self.root
+        is_root = not suffix
+        clone = AddressSpaceNode(remap(data.nodeid))
+        for attribute, held in data.attributes.items():
+            # DataValues are replaced on write, never mutated: they can be shared.
+            clone.attributes[attribute] = AddressSpaceValue(held.value)
+        clone.attributes[AttributeIds.NodeId] = AddressSpaceValue(
+            ua.DataValue(ua.Variant(clone.nodeid, ua.VariantType.NodeId))
         )
-        parent_data.references.append(_retarget(template_ref, root, browse_name, display_name))
-        return added
+        if is_root:
+            clone.attributes[AttributeIds.BrowseName] = AddressSpaceValue(
+                ua.DataValue(ua.Variant(browse_name, ua.VariantType.QualifiedName))
+            )
+            clone.attributes[AttributeIds.DisplayName] = AddressSpaceValue(
+                ua.DataValue(ua.Variant(display_name, ua.VariantType.LocalizedText))
+            )
+        for ref in data.references:
+            clone.references.extend(
+                self._moved(
+                    ref,
+                    is_root=is_root,
+                    parent=parent,
+                    remap=remap,
+                    root=root,
+                    browse_name=browse_name,
+                    display_name=display_name,
+                )
+            )
+        return clone
 
     def _moved(
         self,
@@ -405,16 +598,15 @@ class NodeTemplate:
         root: ua.NodeId,
         browse_name: ua.QualifiedName,
         display_name: ua.LocalizedText,
-        inside: set[ua.NodeId],
     ) -> list[ua.ReferenceDescription]:
         """The copy's version of one reference of a template node (none to drop it)."""
-        if ref.NodeId not in inside:
+        target = remap(ref.NodeId)
+        if target is ref.NodeId:  # outside the template
             if is_root and not ref.IsForward and ref.NodeId == self.parent:
                 return [_retarget(ref, parent)]
             if is_root and ref.ReferenceTypeId != _HAS_TYPE_DEFINITION:
                 return []  # e.g. HasCondition from the template's source
             return [ref]
-        target = remap(ref.NodeId)
         if target == root:
             return [_retarget(ref, target, browse_name, display_name)]
         return [_retarget(ref, target)]
@@ -439,14 +631,3 @@ def _retarget(
         NodeClass=ref.NodeClass,
         TypeDefinition=ref.TypeDefinition,
     )
-
-
-def node_classes(server: Server, node_ids: Iterable[ua.NodeId]) -> list[ua.NodeClass]:
-    """Node classes straight from the address space (no service call per node)."""
-    aspace = server.iserver.aspace
-    classes = []
-    for node_id in node_ids:
-        held = aspace[node_id].attributes[AttributeIds.NodeClass].value
-        value = held.Value if held is not None else None
-        classes.append(ua.NodeClass(value.Value if value is not None else 0))
-    return classes

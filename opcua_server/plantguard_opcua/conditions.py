@@ -27,6 +27,7 @@ Confirm and AddComment must name.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from collections.abc import Sequence
@@ -43,6 +44,7 @@ from plantguard.model import AlarmDefinition, Site
 
 from . import compat, nodeids
 from .events import ConditionEvent, ConditionInfo, condition_fields, new_event_id, numeric_node
+from .view import ConditionEntry, SiteView
 
 __all__ = ["CONDITION_TYPES", "ConditionPublisher"]
 
@@ -78,29 +80,32 @@ _EVENT_IDS_KEPT = 32
 class ConditionPublisher:
     """The conditions of one site: their nodes, last events and EventIds."""
 
-    def __init__(self, server: Server, ns: int, manager: AlarmManager) -> None:
+    def __init__(self, server: Server, ns: int, manager: AlarmManager, view: SiteView) -> None:
         self.server = server
         self.ns = ns
         self.manager = manager
+        self.view = view
         self.infos: dict[str, ConditionInfo] = {}
-        #: Condition node and its ShelvingState node → alarm id (method ObjectIds).
-        self.by_object: dict[ua.NodeId, str] = {}
         self.last_event: dict[str, ConditionEvent] = {}
         self._event_ids: dict[str, deque[bytes]] = {}
-        self._variables: dict[str, dict[str, ua.NodeId]] = {}
-        self.methods: list[tuple[ua.NodeId, str]] = []
-        #: The first condition of each event type, copied for the others.
+        #: The first condition of each event type, captured and rendered for all.
         self._templates: dict[int, compat.NodeTemplate] = {}
+        view.event_fields = self.fields_of
 
     # --- building ---------------------------------------------------------------------------
 
     async def build(self, site: Site) -> None:
-        """Add every alarm's condition to the address space (after the site's nodes)."""
+        """Add every alarm's condition to the view (after the site's nodes).
+
+        A condition costs a few hundred bytes until a client looks at it: it is
+        rendered from its type's template when browsed or read, and its event
+        snapshot is made when it first changes, is read or is refreshed.
+        """
         devices = {d.id: (a, d) for a in site.areas for d in a.devices}
-        points = {p.id for p in site.points}
+        points = {p.id: (p, d.id) for a in site.areas for d in a.devices for p in d.points}
         server_node = numeric_node(ObjectIds.Server)
         folders: dict[str, ua.NodeId] = {}
-        for definition in self.manager.definitions.values():
+        for n, definition in enumerate(self.manager.definitions.values()):
             found = devices.get(definition.device_id)
             if found is None:
                 # Site-wide alarms (security rules about the gateway, not one device)
@@ -116,6 +121,7 @@ class ConditionPublisher:
                     device_node=site_node,
                     source=site_node,
                     source_name=definition.source_id or site.id,
+                    source_ident=None,
                 )
                 continue
             area, device = found
@@ -125,12 +131,13 @@ class ConditionPublisher:
                 folders[device.id] = await self._alarms_folder(
                     device_path, device_node, server_node
                 )
-            if definition.source_id in points:
-                point = next(p for p in device.points if p.id == definition.source_id)
-                source = nodeids.node_id(nodeids.point_path(device_path, device, point), self.ns)
+            point, owner = points.get(definition.source_id or "", (None, ""))
+            if point is not None and owner == device.id:
+                source_ident: str | None = nodeids.point_path(device_path, device, point)
+                source = nodeids.node_id(source_ident or "", self.ns)
                 source_name = point.id
             else:
-                source, source_name = device_node, device.id
+                source_ident, source, source_name = None, device_node, device.id
             await self._condition(
                 definition,
                 folder=folders[device.id],
@@ -138,11 +145,14 @@ class ConditionPublisher:
                 device_node=device_node,
                 source=source,
                 source_name=source_name,
+                source_ident=source_ident,
             )
+            if n % 500 == 499:
+                await asyncio.sleep(0)
         for alarm_id, status in self.manager.status.items():
-            if alarm_id in self.infos:
+            if alarm_id in self.infos and status.retain:
+                # Restored conditions that ConditionRefresh must send.
                 self._snapshot(alarm_id, status, user=status.last_user, time=status.changed or None)
-                await self._write_variables(alarm_id, self.last_event[alarm_id])
 
     async def _alarms_folder(
         self, device_path: str, device_node: ua.NodeId, server_node: ua.NodeId
@@ -173,35 +183,47 @@ class ConditionPublisher:
         device_node: ua.NodeId,
         source: ua.NodeId,
         source_name: str,
+        source_ident: str | None,
     ) -> None:
         event_type, cls, cls_name = CONDITION_TYPES.get(
             definition.kind, CONDITION_TYPES["discrete"]
         )
         local = nodeids.alarm_local_id(definition.device_id, definition.id)
-        node_id = nodeids.node_id(
-            nodeids.condition_path(device_path, definition.device_id, definition.id), self.ns
-        )
+        ident = nodeids.condition_path(device_path, definition.device_id, definition.id)
+        node_id = nodeids.node_id(ident, self.ns)
+        browse_name = ua.QualifiedName(local, self.ns)
+        display_name = ua.LocalizedText(local)
         template = self._templates.get(event_type)
         if template is None:
             nodes = await instantiate(
                 self.server.get_node(folder),
                 self.server.get_node(numeric_node(event_type)),
                 nodeid=node_id,
-                bname=ua.QualifiedName(local, self.ns),
-                dname=ua.LocalizedText(local),
+                bname=browse_name,
+                dname=display_name,
             )
-            created = [n.nodeid for n in nodes]
-            self._templates[event_type] = compat.NodeTemplate.capture(self.server, node_id, created)
-        else:
-            created = template.stamp(
-                self.server,
-                node_id,
-                folder,
-                ua.QualifiedName(local, self.ns),
-                ua.LocalizedText(local),
+            template = await compat.NodeTemplate.capture(
+                self.server, node_id, [n.nodeid for n in nodes]
             )
-        await self.server.get_node(source).add_reference(node_id, ObjectIds.HasCondition)
-        info = ConditionInfo(
+            self._templates[event_type] = template
+        aspace = self.server.iserver.aspace
+        aspace[folder].references.append(template.reference(node_id, browse_name, display_name))
+        entry = ConditionEntry(definition.id, folder, browse_name, display_name, source, template)
+        self.view.add_condition(ident, entry, source_ident)
+        if source_ident is None:
+            # A real source (device or site): its forward HasCondition reference.
+            aspace[source].references.append(
+                ua.ReferenceDescription(
+                    ReferenceTypeId=numeric_node(ObjectIds.HasCondition),
+                    IsForward=True,
+                    NodeId=node_id,
+                    BrowseName=browse_name,
+                    DisplayName=display_name,
+                    NodeClass=ua.NodeClass.Object,
+                    TypeDefinition=template.type_definition,
+                )
+            )
+        self.infos[definition.id] = ConditionInfo(
             alarm_id=definition.id,
             node_id=node_id,
             device_node=device_node,
@@ -213,41 +235,46 @@ class ConditionPublisher:
             condition_class_name=cls_name,
             is_limit=definition.kind in _LIMIT_KINDS,
         )
-        self.infos[definition.id] = info
-        self.by_object[node_id] = definition.id
-        ident = nodeids.condition_path(device_path, definition.device_id, definition.id)
-        self.by_object[nodeids.node_id(f"{ident}.ShelvingState", self.ns)] = definition.id
-        prefix = f"{ident}."
-        variables: dict[str, ua.NodeId] = {}
-        children = created[1:]
-        for child, node_class in zip(
-            children, compat.node_classes(self.server, children), strict=True
-        ):
-            ident = child.Identifier
-            if not isinstance(ident, str) or not ident.startswith(prefix):
-                continue
-            path = ident[len(prefix) :].replace(".", "/")
-            if node_class == ua.NodeClass.Variable:
-                variables[path] = child
-            elif node_class == ua.NodeClass.Method:
-                self.methods.append((child, path.rsplit("/", 1)[-1]))
-        self._variables[definition.id] = variables
+
+    def alarm_of(self, object_id: ua.NodeId) -> str | None:
+        """The alarm whose condition (or its ShelvingState) is ``object_id``."""
+        ident = object_id.Identifier
+        if object_id.NamespaceIndex != self.ns or not isinstance(ident, str):
+            return None
+        entry = self.view.conditions.get(ident)
+        if entry is None and ident.endswith(".ShelvingState"):
+            entry = self.view.conditions.get(ident[: -len(".ShelvingState")])
+        return entry.alarm_id if entry is not None else None
 
     # --- publishing ---------------------------------------------------------------------------
 
     async def on_transitions(self, transitions: Sequence[Transition]) -> None:
-        """Alarm manager listener: variables first, then the event, per transition."""
+        """Alarm manager listener: a new snapshot (the variables), then the event."""
         for t in transitions:
             if t.alarm_id not in self.infos or t.action == Action.CHATTERING:
                 continue
             event = self._snapshot(
                 t.alarm_id, t.status, user=t.user, time=t.time, message=t.message
             )
-            await self._write_variables(t.alarm_id, event)
+            info = self.infos[t.alarm_id]
+            aspace = self.server.iserver.aspace
+            if isinstance(aspace, compat.ViewAddressSpace):
+                await aspace.notify(f"{info.node_id.Identifier!s}.")
             disabled = t.status.out_of_service and t.action != Action.REMOVE_FROM_SERVICE
             if not disabled:
-                info = self.infos[t.alarm_id]
                 await compat.deliver(self.server, event, (event.emitting_node, info.device_node))
+
+    def fields_of(self, alarm_id: str) -> dict[str, ua.Variant]:
+        """The fields of the alarm's last event, made now if it has none yet."""
+        event = self.last_event.get(alarm_id)
+        if event is None:
+            status = self.manager.status.get(alarm_id)
+            if status is None or alarm_id not in self.infos:
+                return {}
+            event = self._snapshot(
+                alarm_id, status, user=status.last_user, time=status.changed or None
+            )
+        return event.fields
 
     def _snapshot(
         self,
@@ -282,22 +309,6 @@ class ConditionPublisher:
         self.last_event[alarm_id] = event
         self._event_ids.setdefault(alarm_id, deque(maxlen=_EVENT_IDS_KEPT)).append(event_id)
         return event
-
-    async def _write_variables(self, alarm_id: str, event: ConditionEvent) -> None:
-        for path, node_id in self._variables[alarm_id].items():
-            variant = event.fields.get(path)
-            if variant is None:
-                if path.startswith("LimitState/CurrentState"):
-                    empty: object = ua.LocalizedText("") if path.endswith("State") else ua.NodeId()
-                    variant = ua.Variant(empty)
-                else:
-                    continue
-            if variant.Value is None:
-                # A null field (no shelving end time …): a DataValue without a value,
-                # which asyncua accepts for any data type and clients read as null.
-                await self.server.write_attribute_value(node_id, ua.DataValue())
-                continue
-            await self.server.write_attribute_value(node_id, ua.DataValue(variant))
 
     # --- for methods --------------------------------------------------------------------------
 

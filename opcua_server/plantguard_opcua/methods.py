@@ -123,7 +123,7 @@ class _Handlers:
     async def _act(
         self, action: Action, with_event: bool, object_id: ua.NodeId, args: tuple[Any, ...]
     ) -> Any:
-        alarm_id = self.publisher.by_object.get(object_id)
+        alarm_id = self.publisher.alarm_of(object_id)
         if alarm_id is None:
             return _status(_S.BadNodeIdUnknown)
         principal = compat.calling_principal()
@@ -185,17 +185,15 @@ class _Handlers:
 
 
 def link_methods(server: Server, publisher: ConditionPublisher, manager: AlarmManager) -> int:
-    """Link every A&C method (types' and instances'); return how many nodes were linked."""
+    """Link every A&C method (types' and instances'); return how many type nodes were linked."""
     handlers = _Handlers(server, publisher, manager)
     by_name = {name: handlers.action(name) for name in _BY_NAME}
     linked = 0
     for type_method, name in _TYPE_METHODS.items():
         server.link_method(server.get_node(numeric_node(type_method)), by_name[name])
         linked += 1
-    for node_id, name in publisher.methods:
-        if name in by_name:
-            server.link_method(server.get_node(node_id), by_name[name])
-            linked += 1
+    # The instances' copies are rendered by the view, which hands them these handlers.
+    publisher.view.method_handlers.update(by_name)
     for refresh in (
         ObjectIds.ConditionType_ConditionRefresh,
         ObjectIds.ConditionType_ConditionRefresh2,

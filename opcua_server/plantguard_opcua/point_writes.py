@@ -13,7 +13,7 @@ anything that is not the Value of a point variable goes on to asyncua.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 
 from asyncua import ua
 from asyncua.ua.attribute_ids import AttributeIds
@@ -22,6 +22,9 @@ from asyncua.ua.status_codes import StatusCodes
 from plantguard import writes
 from plantguard.auth import Principal
 from plantguard.drivers import DriverError
+from plantguard.table import ValueTable
+
+from .view import SiteView
 
 __all__ = ["PointWrites", "Writer"]
 
@@ -42,17 +45,27 @@ def _code(code: int) -> ua.StatusCode:
 
 
 class PointWrites:
-    """Point variables by NodeId, and the engine's writer."""
+    """Point variables, found through the site view, and the engine's writer."""
 
-    def __init__(self, points: Mapping[ua.NodeId, str], writer: Writer) -> None:
-        self._points = dict(points)
+    def __init__(self, view: SiteView, table: ValueTable, writer: Writer) -> None:
+        self._view = view
+        self._table = table
         self._writer = writer
 
+    def _point_id(self, node_id: ua.NodeId) -> str | None:
+        ident = node_id.Identifier
+        if node_id.NamespaceIndex != self._view.ns or not isinstance(ident, str):
+            return None
+        index = self._view.point_index(ident)
+        return None if index is None else self._table.point_ids[index]
+
     def handles(self, item: ua.WriteValue) -> bool:
-        return item.AttributeId == AttributeIds.Value and item.NodeId in self._points
+        return item.AttributeId == AttributeIds.Value and self._point_id(item.NodeId) is not None
 
     async def write(self, item: ua.WriteValue, principal: Principal) -> ua.StatusCode:
-        point_id = self._points[item.NodeId]
+        point_id = self._point_id(item.NodeId)
+        if point_id is None:
+            return _code(StatusCodes.BadNodeIdUnknown)
         if item.IndexRange:
             return _code(StatusCodes.BadIndexRangeInvalid)
         raw = item.Value.Value.Value if item.Value and item.Value.Value else None

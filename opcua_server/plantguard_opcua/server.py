@@ -22,13 +22,15 @@ from plantguard.services import EngineView, Service
 from . import compat
 from .address_space import build_address_space
 from .conditions import ConditionPublisher
+from .history import install_history
 from .methods import link_methods
 from .nodeids import NAMESPACE_URI
 from .options import OpcUaOptions
 from .point_writes import PointWrites
-from .publisher import ValuePublisher
 from .records import RecordsPublisher
 from .security import configure_security
+from .subscriptions import PointSubscriptions
+from .values import PointValues
 
 __all__ = ["OpcUaService"]
 
@@ -90,19 +92,20 @@ class OpcUaService(Service):
             )
             ns = await server.register_namespace(NAMESPACE_URI)
             began = time.perf_counter()
-            targets = await build_address_space(server, ns, engine.site, engine.table)
-            conditions = ConditionPublisher(server, ns, alarms)
+            values = PointValues(engine.table, engine.site.points)
+            points = PointSubscriptions(engine.table, values)
+            view = await build_address_space(server, ns, engine.site, engine.table, values)
+            compat.use_view(server, view, points)
+            conditions = ConditionPublisher(server, ns, alarms, view)
             await conditions.build(engine.site)
             link_methods(server, conditions, alarms)
             self.build_seconds = time.perf_counter() - began
-            point_nodes = zip(engine.table.point_ids, targets, strict=True)
-            writes = PointWrites(
-                {t.node_id: pid for pid, t in point_nodes if t}, engine.write_point
-            )
+            writes = PointWrites(view, engine.table, engine.write_point)
             compat.install(server, alarms.authenticate, writes)
-            publisher = ValuePublisher(server, engine.table, targets)
-            await publisher.publish_all()
             if engine.store is not None:
+                await install_history(
+                    server, engine.store, engine.site, ns, conditions=conditions.infos, alarms=alarms
+                )
                 self.records = RecordsPublisher(server, ns, engine.site, engine.store)
                 await self.records.build()
             await server.start()
@@ -115,13 +118,13 @@ class OpcUaService(Service):
         self.endpoint = endpoint
         self.conditions = conditions
         self._unsubscribe = [
-            engine.on_values(publisher),
+            engine.on_values(points.on_changes),
             alarms.subscribe(conditions.on_transitions),
         ]
         log.info(
             "OPC UA server on %s (%d point variables, address space built in %.2fs)",
             endpoint,
-            sum(t is not None for t in targets),
+            len(engine.table),
             self.build_seconds,
         )
 
