@@ -119,6 +119,17 @@ def test_yaml_syntax_and_duplicate_keys(load_site_text: Callable[[str], LoadedSi
     assert errors[0].startswith("<test site>:3: YAML:")
 
 
+def test_site_files_are_yaml_1_2_and_several_documents_are_refused(
+    load_site_text: Callable[[str], LoadedSite],
+) -> None:
+    # YAML 1.2: "no" is a string, not false (the "Norway problem" of YAML 1.1).
+    loaded = load_site_text(GOOD.replace("name: Tank 1", "name: no"))
+    assert loaded.site.devices[0].name == "no"
+    errors = _errors(load_site_text, GOOD + "---\nid: second\n")
+    assert errors[0].startswith("<test site>:")
+    assert "found another document" in errors[0]
+
+
 def test_duplicate_device_ids_and_unknown_poll_group(
     load_site_text: Callable[[str], LoadedSite],
 ) -> None:
