@@ -177,6 +177,11 @@ class _Session(InternalSession):
                 )
             # asyncua keeps neither; point subscriptions honour both.
             mdata.discard_oldest = request.RequestedParameters.DiscardOldest  # type: ignore[attr-defined]
+            is_data = request.ItemToMonitor.AttributeId != AttributeIds.EventNotifier
+            if is_data and request.RequestedParameters.QueueSize == 0:
+                # Part 4 §5.12.1.5: a data item asking for 0 gets a queue of one
+                # (asyncua gives it the server's maximum).
+                mdata.queue_size = result.RevisedQueueSize = 1
             if isinstance(aspace, ViewAddressSpace):
                 mdata.percent_deadband_span = aspace.range_span(  # type: ignore[attr-defined]
                     request.ItemToMonitor.NodeId

@@ -161,15 +161,16 @@ class PointSubscriptions:
         service = item.service
         mid = service._monitored_datachange.get(item.handle) if service is not None else None
         mdata = service._monitored_items.get(mid) if mid is not None else None
-        if mid is None or mdata is None or mdata.mode == ua.MonitoringMode.Disabled:
-            return None, 0.0, _STATUS_VALUE
+        if mid is None or mdata is None or mdata.mode != ua.MonitoringMode.Reporting:
+            return None, 0.0, _STATUS_VALUE  # Disabled, or Sampling: nothing is reported
         flt = mdata.filter
         deadband, trigger = 0.0, _STATUS_VALUE
-        if isinstance(flt, ua.DataChangeFilter):
+        if flt is not None and hasattr(flt, "DeadbandType"):  # a DataChangeFilter
             trigger = min(int(flt.Trigger), _STATUS_VALUE)
-            if flt.DeadbandType == ua.DeadbandType.Absolute:
+            kind = int(flt.DeadbandType)  # decoded as a plain int
+            if kind == ua.DeadbandType.Absolute.value:
                 deadband = float(flt.DeadbandValue)
-            elif flt.DeadbandType == ua.DeadbandType.Percent:
+            elif kind == ua.DeadbandType.Percent.value:
                 deadband = (
                     float(getattr(mdata, "percent_deadband_span", 0.0))
                     * float(flt.DeadbandValue)
