@@ -12,6 +12,11 @@ notification goes straight into its subscription's queue — with the item's
 queue size and discard policy applied as Part 4 §5.12.1.5 says, setting the
 Overflow bit when a value had to be dropped.
 
+Items with a queue of one (what HMIs ask for, and the default) do not even get
+notification objects: the latest value of each is kept in arrays beside its
+slot, and when its subscription publishes, all of them are encoded at once by
+:mod:`.encoding`.  A value replaced before the publish costs an array write.
+
 Items are created by asyncua's own CreateMonitoredItems service, which calls
 :meth:`PointSubscriptions.add` through :class:`.compat.ViewAddressSpace`;
 asyncua still sends each item's first value itself.
@@ -22,6 +27,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import time
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -32,6 +39,7 @@ from asyncua import ua
 
 from plantguard.table import ValueTable
 
+from .encoding import NULL, data_change_notification, encode_items, to_ticks
 from .quality import STATUS_CODES
 from .values import PointValues, to_datetime
 
@@ -42,6 +50,8 @@ log = logging.getLogger(__name__)
 #: StatusCode InfoBits: "InfoType DataValue" with "Overflow" (Part 4 §7.39.1).
 _OVERFLOW_BITS = 0x0400 | 0x0080
 _STATUS, _STATUS_VALUE = 0, 1  # DataChangeTrigger values
+#: The numeric StatusCode of each quality byte.
+_STATUS_OF_QUALITY = np.array([code.value for code in STATUS_CODES], dtype=np.uint32)
 
 
 @dataclass(slots=True)
@@ -64,25 +74,49 @@ class _Target:
     queue_size: int
     discard_oldest: bool
 
+    @property
+    def latest_only(self) -> bool:
+        """Only the latest value is kept, and the subscription is a client's (whose
+        publishes are encoded, not handed to Python callbacks)."""
+        return self.queue_size == 1 and self.subscription.pub_request_callback is not None
+
+
+#: Per-slot columns: (dtype, value of a free slot).
+_COLUMNS: dict[str, tuple[Any, Any]] = {
+    "point": (np.intp, 0),
+    "alive": (bool, False),
+    "last_value": (np.float64, np.nan),
+    "last_quality": (np.uint8, 0),
+    "deadband": (np.float64, 0.0),
+    "trigger": (np.uint8, _STATUS_VALUE),
+    "handle": (np.uint32, 0),  # the client's handle
+    "subscription": (np.intp, -1),  # index into PointSubscriptions._subscriptions
+    "latest_only": (bool, False),
+    # The value waiting for the next publish, for latest-only slots.
+    "pending": (bool, False),
+    "pending_value": (np.float64, np.nan),
+    "pending_quality": (np.uint8, 0),
+    "pending_source": (np.float64, 0.0),
+    "pending_server": (np.float64, 0.0),
+}
+
 
 class PointSubscriptions:
-    """Every data-change item on a point value, as index arrays over item slots."""
+    """Every data-change item on a point value, as columns over item slots."""
 
     def __init__(self, table: ValueTable, values: PointValues) -> None:
         self._table = table
         self._values = values
         self._items: dict[int, _Item] = {}
         self._free: list[int] = []
-        capacity = 64
-        self._point = np.zeros(capacity, dtype=np.intp)
-        self._alive = np.zeros(capacity, dtype=bool)
-        self._last_value = np.full(capacity, np.nan)
-        self._last_quality = np.zeros(capacity, dtype=np.uint8)
-        self._deadband = np.zeros(capacity)
-        self._trigger = np.full(capacity, _STATUS_VALUE, dtype=np.uint8)
-        self._targets: list[_Target | None] = [None] * capacity
+        self._col = {name: np.full(64, fill, dtype=dt_) for name, (dt_, fill) in _COLUMNS.items()}
+        self._targets: list[_Target | None] = [None] * 64
+        #: Client subscriptions whose publishes this encodes, and the slots of each.
+        self._subscriptions: list[Any] = []
+        self._slots_of: list[npt.NDArray[np.intp]] = []
+        self._has_pending: list[bool] = []
         self._dirty = True
-        # Built by _rebuild: slots grouped by point.
+        # Built by _rebuild: live slots grouped by point.
         self._subscribed = np.zeros(len(table), dtype=bool)
         self._order = np.zeros(0, dtype=np.intp)
         self._starts = np.zeros(len(table), dtype=np.intp)
@@ -101,10 +135,13 @@ class PointSubscriptions:
         ``MonitoredItemService.datachange_callback`` of the item's subscription."""
         slot = self._free.pop() if self._free else self._grow()
         self._items[handle] = _Item(handle, index, getattr(callback, "__self__", None), slot)
-        self._point[slot] = index
-        self._alive[slot] = True
-        self._last_value[slot] = self._values.last[index]
-        self._last_quality[slot] = self._table.quality[index]
+        col = self._col
+        for name, (_dtype, fill) in _COLUMNS.items():
+            col[name][slot] = fill
+        col["point"][slot] = index
+        col["alive"][slot] = True
+        col["last_value"][slot] = self._values.last[index]
+        col["last_quality"][slot] = self._table.quality[index]
         self._targets[slot] = None
         self._dirty = True
 
@@ -112,7 +149,8 @@ class PointSubscriptions:
         item = self._items.pop(handle, None)
         if item is None:
             return
-        self._alive[item.slot] = False
+        self._col["alive"][item.slot] = False
+        self._col["pending"][item.slot] = False
         self._targets[item.slot] = None
         self._free.append(item.slot)
         self._dirty = True
@@ -123,38 +161,42 @@ class PointSubscriptions:
 
     def _grow(self) -> int:
         slot = len(self._items) + len(self._free)
-        capacity = self._point.size
+        capacity = len(self._targets)
         if slot >= capacity:
-            more = capacity
-            self._point = np.concatenate([self._point, np.zeros(more, dtype=np.intp)])
-            self._alive = np.concatenate([self._alive, np.zeros(more, dtype=bool)])
-            self._last_value = np.concatenate([self._last_value, np.full(more, np.nan)])
-            self._last_quality = np.concatenate(
-                [self._last_quality, np.zeros(more, dtype=np.uint8)]
-            )
-            self._deadband = np.concatenate([self._deadband, np.zeros(more)])
-            self._trigger = np.concatenate(
-                [self._trigger, np.full(more, _STATUS_VALUE, dtype=np.uint8)]
-            )
-            self._targets.extend([None] * more)
+            for name, (dtype, fill) in _COLUMNS.items():
+                self._col[name] = np.concatenate(
+                    [self._col[name], np.full(capacity, fill, dtype=dtype)]
+                )
+            self._targets.extend([None] * capacity)
         return slot
 
     def _rebuild(self) -> None:
         """Resolve each slot's asyncua item and group the live slots by point."""
+        col = self._col
         for item in self._items.values():
             target, deadband, trigger = self._resolve(item)
-            self._targets[item.slot] = target
-            self._deadband[item.slot] = deadband
-            self._trigger[item.slot] = trigger
-        live = np.flatnonzero(self._alive[: len(self._targets)])
+            slot = item.slot
+            self._targets[slot] = target
+            col["deadband"][slot] = deadband
+            col["trigger"][slot] = trigger
+            if target is not None:
+                col["handle"][slot] = target.client_handle
+                col["latest_only"][slot] = target.latest_only
+                col["subscription"][slot] = (
+                    self._adopt(target.subscription) if target.latest_only else -1
+                )
+        live = np.flatnonzero(col["alive"])
         live = live[[self._targets[s] is not None for s in live.tolist()]]
-        points = self._point[live]
+        col["pending"][~col["latest_only"]] = False
+        points = col["point"][live]
         order = np.argsort(points, kind="stable")
         self._order = live[order]
         n = len(self._table)
         self._counts = np.bincount(points, minlength=n).astype(np.intp)
         self._starts = np.concatenate([[0], np.cumsum(self._counts)[:-1]]).astype(np.intp)
         self._subscribed = self._counts > 0
+        owner = col["subscription"][live]
+        self._slots_of = [live[owner == k] for k in range(len(self._subscriptions))]
         self._dirty = any(self._targets[i.slot] is None for i in self._items.values())
 
     def _resolve(self, item: _Item) -> tuple[_Target | None, float, int]:
@@ -205,26 +247,50 @@ class PointSubscriptions:
         total = int(counts.sum())
         if total == 0:
             return
+        col = self._col
         # Every slot watching one of ``points``: each point's run in the grouped order.
         first = np.repeat(self._starts[points] - np.cumsum(counts) + counts, counts)
         slots = self._order[first + np.arange(total)]
         which = np.repeat(np.arange(points.size), counts)
         value = values[which]
         quality = self._table.quality[points][which]
-        last = self._last_value[slots]
-        status_changed = quality != self._last_quality[slots]
+        last = col["last_value"][slots]
+        status_changed = quality != col["last_quality"][slots]
         value_changed = ~((value == last) | (np.isnan(value) & np.isnan(last)))
-        passes = status_changed | (value_changed & (self._trigger[slots] == _STATUS_VALUE))
-        deadband = self._deadband[slots]
+        passes = status_changed | (value_changed & (col["trigger"][slots] == _STATUS_VALUE))
+        deadband = col["deadband"][slots]
         banded = value_changed & ~status_changed & (deadband > 0) & ~np.isnan(last)
         if banded.any():
             passes &= ~banded | (np.abs(value - last) > deadband)
         if not passes.any():
             return
         slots, which = slots[passes], which[passes]
-        self._last_value[slots] = value[passes]
-        self._last_quality[slots] = quality[passes]
-        await self._enqueue(slots, which, points, values)
+        col["last_value"][slots] = value[passes]
+        col["last_quality"][slots] = quality[passes]
+        simple = col["latest_only"][slots]
+        if simple.any():
+            self._hold(
+                slots[simple], value[passes][simple], quality[passes][simple], points[which[simple]]
+            )
+        if not simple.all():
+            await self._enqueue(slots[~simple], which[~simple], points, values)
+
+    def _hold(
+        self,
+        slots: npt.NDArray[np.intp],
+        value: npt.NDArray[np.float64],
+        quality: npt.NDArray[np.uint8],
+        points: npt.NDArray[np.intp],
+    ) -> None:
+        """Keep the latest value of latest-only slots until their subscription publishes."""
+        col = self._col
+        col["pending"][slots] = True
+        col["pending_value"][slots] = value
+        col["pending_quality"][slots] = quality
+        col["pending_source"][slots] = self._table.source_time[points]
+        col["pending_server"][slots] = time.time()
+        for k in np.unique(col["subscription"][slots]).tolist():
+            self._has_pending[k] = True
 
     async def _enqueue(
         self,
@@ -233,6 +299,8 @@ class PointSubscriptions:
         points: npt.NDArray[np.intp],
         values: npt.NDArray[np.float64],
     ) -> None:
+        """Items with longer queues (or of the server's own subscriptions): one
+        notification object each, queued the way asyncua queues them."""
         now = cast(ua.DateTime, dt.datetime.now(dt.UTC))
         table = self._table
         made: dict[int, ua.DataValue] = {}
@@ -261,6 +329,65 @@ class PointSubscriptions:
             touched[id(subscription)] = subscription
         for subscription in touched.values():
             await subscription._trigger_publish()
+
+    # --- publishing -------------------------------------------------------------------------
+
+    def _adopt(self, subscription: Any) -> int:
+        """Let ``subscription``'s publishes include this module's held values."""
+        for k, known in enumerate(self._subscriptions):
+            if known is subscription:
+                return k
+        k = len(self._subscriptions)
+        self._subscriptions.append(subscription)
+        self._slots_of.append(np.zeros(0, dtype=np.intp))
+        self._has_pending.append(False)
+        has_results = subscription.has_published_results
+        pop_queued = subscription._pop_triggered_datachanges
+
+        def has_published_results(sub: Any) -> bool:
+            if self._has_pending[k] and sub._publishing_enabled:
+                return True
+            return bool(has_results())
+
+        def pop_triggered_datachanges(sub: Any, result: ua.PublishResult) -> None:
+            encoded, count = self._take(k)
+            if count == 0:
+                pop_queued(result)
+                return
+            queued = [n for items in sub._triggered_datachanges.values() for n in items]
+            sub._triggered_datachanges = {}
+            notification = data_change_notification(queued, encoded, count)
+            result.NotificationMessage.NotificationData.append(notification)
+
+        subscription.has_published_results = types.MethodType(has_published_results, subscription)
+        subscription._pop_triggered_datachanges = types.MethodType(
+            pop_triggered_datachanges, subscription
+        )
+        return k
+
+    def _take(self, k: int) -> tuple[bytes, int]:
+        """Encode and clear the held values of subscription ``k``."""
+        self._has_pending[k] = False
+        if k >= len(self._slots_of):
+            return b"", 0
+        mine = self._slots_of[k]
+        col = self._col
+        ready = mine[col["pending"][mine]]
+        if ready.size == 0:
+            return b"", 0
+        col["pending"][ready] = False
+        statuses = _STATUS_OF_QUALITY[col["pending_quality"][ready]]
+        variants = self._values.variant[col["point"][ready]].copy()
+        variants[statuses >= 0x80000000] = NULL  # Part 4 §7.7.1: Bad carries no value
+        encoded = encode_items(
+            handles=col["handle"][ready],
+            variants=variants,
+            values=col["pending_value"][ready],
+            statuses=statuses,
+            source_seconds=col["pending_source"][ready],
+            server_ticks=to_ticks(col["pending_server"][ready]),
+        )
+        return encoded, int(ready.size)
 
 
 def _put(queues: dict[int, list[Any]], target: _Target, notification: Any) -> None:
