@@ -187,7 +187,7 @@ class _Session(InternalSession):
                     request.ItemToMonitor.NodeId
                 )
         if isinstance(aspace, ViewAddressSpace):
-            aspace.items_changed()
+            aspace.items_created()
         return results
 
     async def set_monitoring_mode(
@@ -384,8 +384,12 @@ class ViewAddressSpace(AddressSpace):
         elif self._watched.pop(handle, None) is None:
             super().delete_datachange_callback(handle)
 
+    def items_created(self) -> None:
+        """Monitored items were created: take them into the point subscriptions."""
+        self._points.created()
+
     def items_changed(self) -> None:
-        """Monitored items were created, modified or re-moded: re-read them."""
+        """Monitored items were modified or re-moded: re-read them."""
         self._points.changed()
 
     def range_span(self, node_id: ua.NodeId) -> float:

@@ -104,7 +104,12 @@ class OpcUaService(Service):
             compat.install(server, alarms.authenticate, writes)
             if engine.store is not None:
                 await install_history(
-                    server, engine.store, engine.site, ns, conditions=conditions.infos, alarms=alarms
+                    server,
+                    engine.store,
+                    engine.site,
+                    ns,
+                    conditions=conditions.infos,
+                    alarms=alarms,
                 )
                 self.records = RecordsPublisher(server, ns, engine.site, engine.store)
                 await self.records.build()

@@ -90,7 +90,7 @@ _COLUMNS: dict[str, tuple[Any, Any]] = {
     "deadband": (np.float64, 0.0),
     "trigger": (np.uint8, _STATUS_VALUE),
     "handle": (np.uint32, 0),  # the client's handle
-    "subscription": (np.intp, -1),  # index into PointSubscriptions._subscriptions
+    "subscription": (np.intp, -1),  # key of the slot's _Held record, -1 for none
     "latest_only": (bool, False),
     # The value waiting for the next publish, for latest-only slots.
     "pending": (bool, False),
@@ -111,10 +111,11 @@ class PointSubscriptions:
         self._free: list[int] = []
         self._col = {name: np.full(64, fill, dtype=dt_) for name, (dt_, fill) in _COLUMNS.items()}
         self._targets: list[_Target | None] = [None] * 64
-        #: Client subscriptions whose publishes this encodes, and the slots of each.
-        self._subscriptions: list[Any] = []
-        self._slots_of: list[npt.NDArray[np.intp]] = []
-        self._has_pending: list[bool] = []
+        #: Client subscriptions whose publishes this encodes, by key.
+        self._held: dict[int, _Held] = {}
+        self._next_key = 0
+        #: Items whose asyncua data must be (re-)read; the index arrays need rebuilding.
+        self._unresolved: set[int] = set()
         self._dirty = True
         # Built by _rebuild: live slots grouped by point.
         self._subscribed = np.zeros(len(table), dtype=bool)
@@ -143,6 +144,7 @@ class PointSubscriptions:
         col["last_value"][slot] = self._values.last[index]
         col["last_quality"][slot] = self._table.quality[index]
         self._targets[slot] = None
+        self._unresolved.add(handle)
         self._dirty = True
 
     def remove(self, handle: int) -> None:
@@ -153,10 +155,16 @@ class PointSubscriptions:
         self._col["pending"][item.slot] = False
         self._targets[item.slot] = None
         self._free.append(item.slot)
+        self._unresolved.discard(handle)
+        self._dirty = True
+
+    def created(self) -> None:
+        """Items were created: resolve the new ones (they are known already)."""
         self._dirty = True
 
     def changed(self) -> None:
-        """Items were modified (filter, queue size, monitoring mode): re-read them."""
+        """Items were modified (filter, queue size, monitoring mode): re-read them all."""
+        self._unresolved.update(self._items)
         self._dirty = True
 
     def _grow(self) -> int:
@@ -173,13 +181,21 @@ class PointSubscriptions:
     def _rebuild(self) -> None:
         """Resolve each slot's asyncua item and group the live slots by point."""
         col = self._col
-        for item in self._items.values():
+        unresolved = [self._items[h] for h in self._unresolved if h in self._items]
+        self._unresolved.clear()
+        for item in unresolved:
             target, deadband, trigger = self._resolve(item)
             slot = item.slot
             self._targets[slot] = target
             col["deadband"][slot] = deadband
             col["trigger"][slot] = trigger
-            if target is not None:
+            if target is None:
+                if (
+                    item.service is not None
+                    and item.handle not in item.service._monitored_datachange
+                ):
+                    self._unresolved.add(item.handle)  # still being created: next time
+            else:
                 col["handle"][slot] = target.client_handle
                 col["latest_only"][slot] = target.latest_only
                 col["subscription"][slot] = (
@@ -196,8 +212,11 @@ class PointSubscriptions:
         self._starts = np.concatenate([[0], np.cumsum(self._counts)[:-1]]).astype(np.intp)
         self._subscribed = self._counts > 0
         owner = col["subscription"][live]
-        self._slots_of = [live[owner == k] for k in range(len(self._subscriptions))]
-        self._dirty = any(self._targets[i.slot] is None for i in self._items.values())
+        for key, held in list(self._held.items()):
+            held.slots = live[owner == key]
+            if held.slots.size == 0:
+                del self._held[key]  # its items are gone: forget the subscription
+        self._dirty = bool(self._unresolved)
 
     def _resolve(self, item: _Item) -> tuple[_Target | None, float, int]:
         service = item.service
@@ -289,8 +308,10 @@ class PointSubscriptions:
         col["pending_quality"][slots] = quality
         col["pending_source"][slots] = self._table.source_time[points]
         col["pending_server"][slots] = time.time()
-        for k in np.unique(col["subscription"][slots]).tolist():
-            self._has_pending[k] = True
+        for key in np.unique(col["subscription"][slots]).tolist():
+            held = self._held.get(key)
+            if held is not None:
+                held.pending = True
 
     async def _enqueue(
         self,
@@ -333,45 +354,27 @@ class PointSubscriptions:
     # --- publishing -------------------------------------------------------------------------
 
     def _adopt(self, subscription: Any) -> int:
-        """Let ``subscription``'s publishes include this module's held values."""
-        for k, known in enumerate(self._subscriptions):
-            if known is subscription:
-                return k
-        k = len(self._subscriptions)
-        self._subscriptions.append(subscription)
-        self._slots_of.append(np.zeros(0, dtype=np.intp))
-        self._has_pending.append(False)
-        has_results = subscription.has_published_results
-        pop_queued = subscription._pop_triggered_datachanges
+        """Let ``subscription``'s publishes include this module's held values; its key."""
+        for key, held in self._held.items():
+            if held.subscription is subscription:
+                return key
+        key = self._next_key
+        self._next_key += 1
+        held = self._held[key] = _Held(subscription)
+        if not getattr(subscription, "_plantguard_adopted", False):
+            _patch_publishing(subscription, self)
+        subscription._plantguard_key = key
+        return key
 
-        def has_published_results(sub: Any) -> bool:
-            if self._has_pending[k] and sub._publishing_enabled:
-                return True
-            return bool(has_results())
+    def held_for(self, subscription: Any) -> _Held | None:
+        held = self._held.get(getattr(subscription, "_plantguard_key", -1))
+        return held if held is not None and held.subscription is subscription else None
 
-        def pop_triggered_datachanges(sub: Any, result: ua.PublishResult) -> None:
-            encoded, count = self._take(k)
-            if count == 0:
-                pop_queued(result)
-                return
-            queued = [n for items in sub._triggered_datachanges.values() for n in items]
-            sub._triggered_datachanges = {}
-            notification = data_change_notification(queued, encoded, count)
-            result.NotificationMessage.NotificationData.append(notification)
-
-        subscription.has_published_results = types.MethodType(has_published_results, subscription)
-        subscription._pop_triggered_datachanges = types.MethodType(
-            pop_triggered_datachanges, subscription
-        )
-        return k
-
-    def _take(self, k: int) -> tuple[bytes, int]:
-        """Encode and clear the held values of subscription ``k``."""
-        self._has_pending[k] = False
-        if k >= len(self._slots_of):
-            return b"", 0
-        mine = self._slots_of[k]
+    def take(self, held: _Held) -> tuple[bytes, int]:
+        """Encode and clear the held values of one subscription."""
+        held.pending = False
         col = self._col
+        mine = held.slots
         ready = mine[col["pending"][mine]]
         if ready.size == 0:
             return b"", 0
@@ -388,6 +391,50 @@ class PointSubscriptions:
             server_ticks=to_ticks(col["pending_server"][ready]),
         )
         return encoded, int(ready.size)
+
+
+@dataclass(slots=True)
+class _Held:
+    """A client subscription with latest-value items, and whether any has a value waiting."""
+
+    subscription: Any  # asyncua InternalSubscription
+    slots: npt.NDArray[np.intp] = dataclasses.field(
+        default_factory=lambda: np.zeros(0, dtype=np.intp)
+    )
+    pending: bool = False
+
+
+def _patch_publishing(subscription: Any, points: PointSubscriptions) -> None:
+    """Make an asyncua subscription publish the values ``points`` holds for it.
+
+    asyncua decides whether to publish from its own queues and builds the
+    DataChangeNotification from them; both steps now also ask ``points``.
+    """
+    has_results = subscription.has_published_results
+    pop_queued = subscription._pop_triggered_datachanges
+
+    def has_published_results(sub: Any) -> bool:
+        held = points.held_for(sub)
+        if held is not None and held.pending and sub._publishing_enabled:
+            return True
+        return bool(has_results())
+
+    def pop_triggered_datachanges(sub: Any, result: ua.PublishResult) -> None:
+        held = points.held_for(sub)
+        encoded, count = points.take(held) if held is not None else (b"", 0)
+        if count == 0:
+            pop_queued(result)
+            return
+        queued = [n for items in sub._triggered_datachanges.values() for n in items]
+        sub._triggered_datachanges = {}
+        notification = data_change_notification(queued, encoded, count)
+        result.NotificationMessage.NotificationData.append(notification)
+
+    subscription.has_published_results = types.MethodType(has_published_results, subscription)
+    subscription._pop_triggered_datachanges = types.MethodType(
+        pop_triggered_datachanges, subscription
+    )
+    subscription._plantguard_adopted = True
 
 
 def _put(queues: dict[int, list[Any]], target: _Target, notification: Any) -> None:
