@@ -80,11 +80,21 @@ _EVENT_IDS_KEPT = 32
 class ConditionPublisher:
     """The conditions of one site: their nodes, last events and EventIds."""
 
-    def __init__(self, server: Server, ns: int, manager: AlarmManager, view: SiteView) -> None:
+    def __init__(
+        self,
+        server: Server,
+        ns: int,
+        manager: AlarmManager,
+        view: SiteView,
+        *,
+        event_history: bool = False,
+    ) -> None:
         self.server = server
         self.ns = ns
         self.manager = manager
         self.view = view
+        #: Devices also advertise HistoryRead of events (served from the alarm journal).
+        self.event_history = event_history
         self.infos: dict[str, ConditionInfo] = {}
         self.last_event: dict[str, ConditionEvent] = {}
         self._event_ids: dict[str, deque[bytes]] = {}
@@ -164,10 +174,12 @@ class ConditionPublisher:
             ua.QualifiedName(nodeids.ALARMS_FOLDER, self.ns),
         )
         # The device is an event notifier below the Server object.
-        subscribe_to_events = 1 << ua.EventNotifier.SubscribeToEvents  # the enum is a bit index
+        notifier = 1 << ua.EventNotifier.SubscribeToEvents  # the enum is a bit index
+        if self.event_history:
+            notifier |= 1 << ua.EventNotifier.HistoryRead
         await server.write_attribute_value(
             device_node,
-            ua.DataValue(ua.Variant(subscribe_to_events, ua.VariantType.Byte)),
+            ua.DataValue(ua.Variant(notifier, ua.VariantType.Byte)),
             AttributeIds.EventNotifier,
         )
         await server.get_node(server_node).add_reference(device_node, ObjectIds.HasNotifier)

@@ -96,7 +96,9 @@ class OpcUaService(Service):
             points = PointSubscriptions(engine.table, values)
             view = await build_address_space(server, ns, engine.site, engine.table, values)
             compat.use_view(server, view, points)
-            conditions = ConditionPublisher(server, ns, alarms, view)
+            conditions = ConditionPublisher(
+                server, ns, alarms, view, event_history=engine.store is not None
+            )
             await conditions.build(engine.site)
             link_methods(server, conditions, alarms)
             self.build_seconds = time.perf_counter() - began
