@@ -240,7 +240,12 @@ class Site(_Frozen):
     name: str = ""
     areas: tuple[Area, ...] = ()
     poll_groups: dict[str, PollGroup] = Field(default_factory=lambda: {"default": PollGroup()})
-    scan_interval: float = Field(0.5, gt=0, le=60, description="seconds between rule scans")
+    scan_interval: float = Field(
+        0.5,
+        gt=0,
+        le=60,
+        description="longest time between rule scans (new values are scanned at once)",
+    )
     store: StoreSettings = StoreSettings()
     services: dict[str, dict[str, Any]] = Field(default_factory=dict)
     #: Site-level settings of rule types (security rules, point groups), validated by each type.
