@@ -154,3 +154,31 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="cannot read"):
         load_site(tmp_path / "missing.yaml", host)
+
+
+def test_points_named_with_the_same_fields_share_one_fields_set(
+    load_site_text: Callable[[str], LoadedSite],
+) -> None:
+    points = "\n".join(
+        f"          - id: p{i}\n            unit: bar\n            address: {{register: {10 + 2 * i}}}"
+        for i in range(4)
+    )
+    text = GOOD.replace(
+        "          - id: pressure",
+        f"{points}\n          - id: pressure",
+    )
+    loaded = load_site_text(text)
+    same = [p for p in loaded.site.points if p.id.split(".")[1].startswith("p")][:4]
+    assert len({id(p.__pydantic_fields_set__) for p in same}) == 1
+    assert same[0].model_fields_set == {"id", "unit", "address", "device_id"}
+    level = loaded.site.points[0]
+    assert level.__pydantic_fields_set__ is not same[0].__pydantic_fields_set__
+    # What each model says it was given is unchanged, and a copy does not leak into others.
+    assert same[1].model_dump(exclude_unset=True) == {
+        "id": "tank1.p1", "unit": "bar", "address": {"register": 12}, "device_id": "tank1",
+    }  # fmt: skip
+    copied = same[0].model_copy(update={"name": "renamed"})
+    assert "name" in copied.model_fields_set
+    assert "name" not in same[1].model_fields_set
+    addresses = list(loaded.addresses["tank1"].values())
+    assert len({id(a.__pydantic_fields_set__) for a in addresses[1:5]}) == 1
