@@ -114,7 +114,15 @@ def test_notification_puts_asyncuas_queued_items_first() -> None:
     assert extensionobject_to_binary(data_change_notification(queued, b"", 0)) == plain
 
 
-@pytest.mark.parametrize("seconds", [0.000001, 1.5, 1_700_000_000.123456, 4_102_444_800.0])
+@pytest.mark.parametrize(
+    "seconds", [0.000001, 1.5, 1_700_000_000.123456, 1_700_000_000.0000005, 4_102_444_800.0]
+)
 def test_ticks_match_asyncuas_datetime_conversion(seconds: float) -> None:
     expected = ua.datetime_to_win_epoch(dt.datetime.fromtimestamp(seconds, dt.UTC))
-    assert abs(int(to_ticks(np.array([seconds]))[0]) - expected) <= 10  # within 1 µs
+    assert int(to_ticks(np.array([seconds]))[0]) == expected
+
+
+def test_ticks_match_datetime_rounding_on_random_times() -> None:
+    seconds = np.random.default_rng(7).uniform(0, 4e9, 5000)
+    expected = [ua.datetime_to_win_epoch(dt.datetime.fromtimestamp(x, dt.UTC)) for x in seconds]
+    assert to_ticks(seconds).tolist() == expected

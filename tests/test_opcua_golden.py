@@ -48,7 +48,7 @@ import copy
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ import numpy as np
 import pytest
 from asyncua import ua
 from asyncua.client.client import Client
+from opcua_engine import FakeEngine, MemoryJournal
 from opcua_snapshot import (
     NodeRecord,
     diff_snapshots,
@@ -65,16 +66,14 @@ from opcua_snapshot import (
     write_golden,
 )
 
-from plantguard.alarms import Action, AlarmManager, AlarmStatus, Transition
+from plantguard.alarms import Action, AlarmManager
 from plantguard.auth import Principal, Role
 from plantguard.comm import core_rules
 from plantguard.config import LoadedSite, parse_site
 from plantguard.host import PluginHost
-from plantguard.model import AlarmDefinition, DeviceStatus, Finding, Priority, Quality, Site
+from plantguard.model import AlarmDefinition, DeviceStatus, Finding, Priority, Quality
 from plantguard.rules import Rule, RuleContext
-from plantguard.services import ValuesListener
 from plantguard.table import ValueTable
-from plantguard.writes import NotWritable
 from plantguard_opcua import NAMESPACE_URI, OpcUaOptions, OpcUaService
 
 pytestmark = pytest.mark.integration
@@ -276,132 +275,96 @@ def alarm_definitions(
 # --- the engine double -----------------------------------------------------------------------
 
 
-class MemoryJournal:
-    """An alarm journal that keeps nothing and restores nothing."""
-
-    def define_alarms(self, definitions: Sequence[AlarmDefinition]) -> None:
-        pass
-
-    def record(self, transitions: Sequence[Transition]) -> None:
-        pass
-
-    def load_status(self) -> dict[str, AlarmStatus]:
-        return {}
-
-
-class GoldenEngine:
+def golden_engine() -> FakeEngine:
     """The :class:`~plantguard.services.EngineView` the service gets: the golden site, a
     real value table and a real alarm manager on a fixed clock, and no store."""
+    host = PluginHost()
+    host.load_entry_points()
+    host.start()
+    loaded = parse_site(json.dumps(golden_site()), "<golden site>", host)
 
-    def __init__(self) -> None:
-        host = PluginHost()
-        host.load_entry_points()
-        host.start()
-        loaded = parse_site(json.dumps(golden_site()), "<golden site>", host)
-        self._site = loaded.site
-        self._table = ValueTable(self._site.points)
-        self._alarms = AlarmManager(
-            MemoryJournal(), alarm_definitions(host, loaded, self._table), clock=lambda: T0 + 60
+    def alarms(table: ValueTable) -> AlarmManager:
+        manager = AlarmManager(
+            MemoryJournal(), alarm_definitions(host, loaded, table), clock=lambda: T0 + 60
         )
         # As the engine does: alarms of devices under maintenance or retired are suppressed.
-        self._alarms.set_maintenance(
+        manager.set_maintenance(
             d.id
-            for d in self._site.devices
+            for d in loaded.site.devices
             if d.info.status in (DeviceStatus.UNDER_MAINTENANCE, DeviceStatus.RETIRED)
         )
-        self.listeners: list[ValuesListener] = []
+        return manager
 
-    @property
-    def site(self) -> Site:
-        return self._site
+    return FakeEngine(loaded.site, alarms=alarms)
 
-    @property
-    def table(self) -> ValueTable:
-        return self._table
 
-    @property
-    def alarms(self) -> AlarmManager:
-        return self._alarms
-
-    @property
-    def store(self) -> None:
-        return None
-
-    async def write_point(self, point_id: str, value: float, principal: Principal) -> None:
-        raise NotWritable(point_id)
-
-    def on_values(self, listener: ValuesListener) -> Callable[[], None]:
-        self.listeners.append(listener)
-        return lambda: self.listeners.remove(listener)
-
-    def fill_table(self) -> None:
-        """Fixed values and qualities: mostly Good, some Uncertain, some lost, some never read."""
-        table = self._table
-        by_quality: dict[Quality, tuple[list[int], list[float]]] = {}
-        for index, point in enumerate(self._site.points):
-            if index % 10 == 9:
-                continue  # never read: BadWaitingForInitialData
-            quality = {3: Quality.UNCERTAIN_LAST_USABLE, 7: Quality.BAD_COMMUNICATION_ERROR}.get(
-                index % 10, Quality.GOOD
-            )
-            if quality is Quality.BAD_COMMUNICATION_ERROR:
-                value = float("nan")  # lost before the first value: keeps the initial one
-            elif point.data_type == "bool":
-                value = float(index % 3 == 0)
-            elif point.data_type == "int":
-                value = float(index * 10)
-            else:
-                value = index * 1.25 + 0.5
-            indices, values = by_quality.setdefault(quality, ([], []))
-            indices.append(index)
-            values.append(value)
-        for quality, (indices, values) in by_quality.items():
-            idx = np.array(indices, dtype=np.intp)
-            quality_bytes = np.full(idx.size, quality, dtype=np.uint8)
-            table.update(idx, np.array(values, dtype=np.float64), quality_bytes, T0)
-
-    async def drive_alarms(self) -> None:
-        """Put alarms in every state a condition can show (times from the fixed clock)."""
-        manager = self._alarms
-        operator = Principal("operator", Role.OPERATOR)
-        engineer = Principal("engineer", Role.ENGINEER)
-
-        def finding(
-            alarm_id: str, condition: str, severity: int, value: float, at: float = T0 + 10
-        ) -> Finding:
-            message = f"{alarm_id} {condition or 'normal'} at {value:g}"
-            return Finding(alarm_id, bool(condition), condition, severity, message, value, at)
-
-        await manager.apply_findings(
-            [
-                finding("pump1.temperature1.limit", "HH", 900, 97.5),
-                finding("pump1.level1.limit", "H", 500, 91.0),
-                finding("comp1.temperature1.limit", "H", 700, 82.0),
-                finding("tank1.comm", "COMM_LOSS", 700, 0.0),
-                finding("gas1.running1.discrete", "ON", 700, 1.0),
-                finding("boiler1.pressure1.limit", "H", 900, 12.5),
-                finding("gas1.temperature1.forecast", "FORECAST", 500, 94.0),
-                finding("security.failed_logins", "BURST", 700, 6.0),
-                finding("maintenance.pump1-overhaul", "DUE", 250, 0.0),
-            ]
+def fill_table(engine: FakeEngine) -> None:
+    """Fixed values and qualities: mostly Good, some Uncertain, some lost, some never read."""
+    table = engine.table
+    by_quality: dict[Quality, tuple[list[int], list[float]]] = {}
+    for index, point in enumerate(engine.site.points):
+        if index % 10 == 9:
+            continue  # never read: BadWaitingForInitialData
+        quality = {3: Quality.UNCERTAIN_LAST_USABLE, 7: Quality.BAD_COMMUNICATION_ERROR}.get(
+            index % 10, Quality.GOOD
         )
-        await manager.apply_findings(
-            [
-                finding("comp1.temperature1.limit", "", 0, 75.0, at=T0 + 20),
-                finding("gas1.running1.discrete", "", 0, 0.0, at=T0 + 20),
-            ]
-        )
-        await manager.act(Action.ACKNOWLEDGE, "pump1.level1.limit", operator, comment="seen")
-        await manager.act(Action.CONFIRM, "pump1.level1.limit", operator, comment="fixed")
-        await manager.act(
-            Action.COMMENT, "pump1.temperature1.limit", operator, comment="crew on the way"
-        )
-        await manager.act(
-            Action.SHELVE, "pump1.pressure1.limit", engineer, comment="", duration=3600
-        )
-        await manager.act(Action.ONE_SHOT_SHELVE, "gas1.temperature1.forecast", engineer)
-        await manager.act(Action.REMOVE_FROM_SERVICE, "fan1.temperature1.limit", engineer)
-        await manager.tick(T0 + 70)  # applies the maintenance suppression
+        if quality is Quality.BAD_COMMUNICATION_ERROR:
+            value = float("nan")  # lost before the first value: keeps the initial one
+        elif point.data_type == "bool":
+            value = float(index % 3 == 0)
+        elif point.data_type == "int":
+            value = float(index * 10)
+        else:
+            value = index * 1.25 + 0.5
+        indices, values = by_quality.setdefault(quality, ([], []))
+        indices.append(index)
+        values.append(value)
+    for quality, (indices, values) in by_quality.items():
+        idx = np.array(indices, dtype=np.intp)
+        quality_bytes = np.full(idx.size, quality, dtype=np.uint8)
+        table.update(idx, np.array(values, dtype=np.float64), quality_bytes, T0)
+
+
+async def drive_alarms(engine: FakeEngine) -> None:
+    """Put alarms in every state a condition can show (times from the fixed clock)."""
+    manager = engine.alarms
+    operator = Principal("operator", Role.OPERATOR)
+    engineer = Principal("engineer", Role.ENGINEER)
+
+    def finding(
+        alarm_id: str, condition: str, severity: int, value: float, at: float = T0 + 10
+    ) -> Finding:
+        message = f"{alarm_id} {condition or 'normal'} at {value:g}"
+        return Finding(alarm_id, bool(condition), condition, severity, message, value, at)
+
+    await manager.apply_findings(
+        [
+            finding("pump1.temperature1.limit", "HH", 900, 97.5),
+            finding("pump1.level1.limit", "H", 500, 91.0),
+            finding("comp1.temperature1.limit", "H", 700, 82.0),
+            finding("tank1.comm", "COMM_LOSS", 700, 0.0),
+            finding("gas1.running1.discrete", "ON", 700, 1.0),
+            finding("boiler1.pressure1.limit", "H", 900, 12.5),
+            finding("gas1.temperature1.forecast", "FORECAST", 500, 94.0),
+            finding("security.failed_logins", "BURST", 700, 6.0),
+            finding("maintenance.pump1-overhaul", "DUE", 250, 0.0),
+        ]
+    )
+    await manager.apply_findings(
+        [
+            finding("comp1.temperature1.limit", "", 0, 75.0, at=T0 + 20),
+            finding("gas1.running1.discrete", "", 0, 0.0, at=T0 + 20),
+        ]
+    )
+    await manager.act(Action.ACKNOWLEDGE, "pump1.level1.limit", operator, comment="seen")
+    await manager.act(Action.CONFIRM, "pump1.level1.limit", operator, comment="fixed")
+    await manager.act(
+        Action.COMMENT, "pump1.temperature1.limit", operator, comment="crew on the way"
+    )
+    await manager.act(Action.SHELVE, "pump1.pressure1.limit", engineer, comment="", duration=3600)
+    await manager.act(Action.ONE_SHOT_SHELVE, "gas1.temperature1.forecast", engineer)
+    await manager.act(Action.REMOVE_FROM_SERVICE, "fan1.temperature1.limit", engineer)
+    await manager.tick(T0 + 70)  # applies the maintenance suppression
 
 
 # --- the test --------------------------------------------------------------------------------
@@ -424,9 +387,9 @@ def history_advertised(node: str, attribute: str, expected: Any, actual: Any) ->
 
 @pytest.fixture
 async def golden_service() -> AsyncIterator[OpcUaService]:
-    engine = GoldenEngine()
-    engine.fill_table()
-    await engine.drive_alarms()
+    engine = golden_engine()
+    fill_table(engine)
+    await drive_alarms(engine)
     service = OpcUaService(
         OpcUaOptions(host="127.0.0.1", port=0, security=["none"], anonymous=True)
     )

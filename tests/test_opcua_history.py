@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -26,14 +26,11 @@ from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.status_codes import StatusCodes
 from asyncua.ua.ua_binary import struct_from_binary
 from asyncua.ua.uaerrors import UaStatusCodeError
+from opcua_engine import FakeEngine
 
 from plantguard.alarms import AlarmManager, AlarmState
-from plantguard.auth import Principal
 from plantguard.model import AlarmDefinition, Finding, Priority, Quality, Site
-from plantguard.services import ValuesListener
 from plantguard.store import Store, Trend
-from plantguard.table import ValueTable
-from plantguard.writes import NotWritable
 from plantguard_opcua import NAMESPACE_URI, OpcUaOptions, OpcUaService
 from plantguard_opcua.history import HistoryLimits, HistoryService
 from plantguard_opcua.quality import status_value
@@ -123,38 +120,6 @@ def _write_history(store: Store) -> None:
     )  # fmt: skip
 
 
-class StoreEngine:
-    """Just enough engine for the service: site, table, alarms journalled in the store."""
-
-    def __init__(self, site: Site, store: Store) -> None:
-        self._site = site
-        self._store = store
-        self._table = ValueTable(site.points)
-        self._alarms = AlarmManager(store, ALARMS, clock=lambda: TA)
-
-    @property
-    def site(self) -> Site:
-        return self._site
-
-    @property
-    def table(self) -> ValueTable:
-        return self._table
-
-    @property
-    def alarms(self) -> AlarmManager:
-        return self._alarms
-
-    @property
-    def store(self) -> Store:
-        return self._store
-
-    async def write_point(self, point_id: str, value: float, principal: Principal) -> None:
-        raise NotWritable(point_id)
-
-    def on_values(self, listener: ValuesListener) -> Callable[[], None]:
-        return lambda: None
-
-
 async def _journal_alarms(alarms: AlarmManager) -> None:
     """A level alarm's life (activate, change, acknowledge, confirm, clear) and a discrete alarm."""
 
@@ -172,7 +137,7 @@ async def _journal_alarms(alarms: AlarmManager) -> None:
 
 
 class Gateway:
-    def __init__(self, service: OpcUaService, engine: StoreEngine, client: Client, ns: int) -> None:
+    def __init__(self, service: OpcUaService, engine: FakeEngine, client: Client, ns: int) -> None:
         self.service = service
         self.engine = engine
         self.store = engine.store
@@ -196,7 +161,11 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def gw(db: Path) -> AsyncIterator[Gateway]:
     store = Store(str(db))
     _write_history(store)
-    engine = StoreEngine(Site.model_validate(SITE), store)
+    engine = FakeEngine(
+        Site.model_validate(SITE),
+        alarms=lambda _table: AlarmManager(store, ALARMS, clock=lambda: TA),
+        store=store,
+    )
     service = OpcUaService(
         OpcUaOptions(host="127.0.0.1", port=0, security=["none"], anonymous=True)
     )

@@ -9,24 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
-import numpy as np
 import pytest
 import pytest_asyncio
 from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.ua.status_codes import StatusCodes
 from asyncua.ua.uaerrors import UaStatusCodeError
+from opcua_engine import FakeEngine
 from pydantic import BaseModel, ValidationError
 
-from plantguard.alarms import AlarmManager, AlarmStatus, Transition
-from plantguard.auth import Principal
-from plantguard.model import AlarmDefinition, Quality, Site
-from plantguard.services import ServiceType, ValuesListener
-from plantguard.table import ValueTable
-from plantguard.writes import NotWritable
+from plantguard.model import Quality, Site
+from plantguard.services import ServiceType
 from plantguard_opcua import NAMESPACE_URI, OpcUaOptions, OpcUaService
 from plantguard_opcua.plugin import OpcUaServiceType, plantguard_register_services
 from plantguard_opcua.quality import status_value
@@ -101,75 +97,6 @@ SITE: dict[str, Any] = {
 #: These tests are about the address space: an open endpoint (the secure defaults are
 #: tested in test_opcua_security.py).
 OPEN: dict[str, Any] = {"security": ["none"], "anonymous": True}
-
-
-class MemoryJournal:
-    """An alarm journal that keeps transitions in a list."""
-
-    def __init__(self) -> None:
-        self.recorded: list[Transition] = []
-
-    def define_alarms(self, definitions: Sequence[AlarmDefinition]) -> None:
-        pass
-
-    def record(self, transitions: Sequence[Transition]) -> None:
-        self.recorded.extend(transitions)
-
-    def load_status(self) -> dict[str, AlarmStatus]:
-        return {}
-
-
-class FakeEngine:
-    """Just enough engine for a service: site, table, alarms and values listeners."""
-
-    def __init__(self, site: Site) -> None:
-        self._site = site
-        self._table = ValueTable(site.points)
-        self._alarms = AlarmManager(MemoryJournal(), [])
-        self.listeners: list[ValuesListener] = []
-
-    @property
-    def site(self) -> Site:
-        return self._site
-
-    @property
-    def table(self) -> ValueTable:
-        return self._table
-
-    @property
-    def alarms(self) -> AlarmManager:
-        return self._alarms
-
-    @property
-    def store(self) -> None:
-        return None  # maintenance and statistics nodes are tested in test_opcua_records.py
-
-    async def write_point(self, point_id: str, value: float, principal: Principal) -> None:
-        raise NotWritable(point_id)  # writes are tested through the engine in test_point_writes.py
-
-    def on_values(self, listener: ValuesListener) -> Callable[[], None]:
-        self.listeners.append(listener)
-        return lambda: self.listeners.remove(listener)
-
-    async def push(
-        self, values: dict[str, float], quality: Quality = Quality.GOOD, time: float = 0.0
-    ) -> None:
-        idx = self._table.indices(list(values))
-        changed = self._table.update(
-            idx,
-            np.array(list(values.values()), dtype=np.float64),
-            np.full(idx.size, quality, dtype=np.uint8),
-            time,
-        )
-        await self._notify(changed)
-
-    async def lose(self, point_ids: list[str], quality: Quality, time: float) -> None:
-        changed = self._table.set_quality(self._table.indices(point_ids), quality, time)
-        await self._notify(changed)
-
-    async def _notify(self, changed: np.ndarray[Any, np.dtype[np.intp]]) -> None:
-        for listener in self.listeners:
-            await listener(changed)
 
 
 @pytest.fixture

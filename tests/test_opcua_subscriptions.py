@@ -17,7 +17,8 @@ import pytest
 from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.ua.status_codes import StatusCodes
-from test_opcua_server import OPEN, SITE, FakeEngine
+from opcua_engine import FakeEngine
+from test_opcua_server import OPEN, SITE
 
 from plantguard.model import Quality, Site
 from plantguard_opcua import NAMESPACE_URI, OpcUaOptions, OpcUaService

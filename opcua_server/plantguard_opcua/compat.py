@@ -69,6 +69,7 @@ __all__ = [
     "install",
     "refresh",
     "subscription_exists",
+    "subtype_checker",
     "use_view",
 ]
 
@@ -207,7 +208,9 @@ class _Session(InternalSession):
         return results
 
 
-def _subtype_checker(iserver: Any) -> Callable[[ua.NodeId, ua.NodeId], bool]:
+def subtype_checker(iserver: Any) -> Callable[[ua.NodeId, ua.NodeId], bool]:
+    """``is_subtype(type, ancestor)`` over the server's type hierarchy, cached: the live
+    event filters of :func:`install`'s sessions and history's ReadEvent use it."""
     cache: dict[tuple[ua.NodeId, ua.NodeId], bool] = {}
     aspace = iserver.aspace
     has_subtype = numeric_node(ObjectIds.HasSubtype)
@@ -279,7 +282,7 @@ def install(
     """
     iserver = server.iserver
     iserver.user_manager = PrincipalUserManager(authenticate)  # type: ignore[assignment]
-    is_subtype = _subtype_checker(iserver)
+    is_subtype = subtype_checker(iserver)
 
     def create_session(
         name: str, user: User = _ANONYMOUS_USER, external: bool = False

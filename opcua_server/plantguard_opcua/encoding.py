@@ -39,14 +39,19 @@ _HAS_VALUE, _HAS_STATUS, _HAS_SOURCE, _HAS_SERVER = 0x01, 0x02, 0x04, 0x08
 
 
 def to_ticks(seconds: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
-    """Epoch seconds as OPC UA DateTime ticks (100 ns since 1601).
+    """Epoch seconds as OPC UA DateTime ticks (100 ns since 1601), rounded to the
+    microsecond exactly as ``datetime.fromtimestamp`` rounds (half to even).
 
-    Whole seconds and the fraction are converted apart: ticks since 1601 need 58
-    bits, more than a double's mantissa holds.
+    Read values, events and history carry datetimes made that way; the ticks here
+    are the ones asyncua would write for them, so a timestamp is the same whichever
+    service a client got it from.  Whole seconds and the fraction are converted
+    apart: ticks since 1601 need 58 bits, more than a double's mantissa holds.
     """
     whole = np.floor(seconds)
-    fraction = np.rint((seconds - whole) * 1e7).astype(np.int64)
-    ticks: npt.NDArray[np.int64] = (whole.astype(np.int64) + _EPOCH_OFFSET) * 10_000_000 + fraction
+    micros = np.rint((seconds - whole) * 1_000_000).astype(np.int64)
+    ticks: npt.NDArray[np.int64] = (
+        whole.astype(np.int64) + _EPOCH_OFFSET
+    ) * 10_000_000 + micros * 10
     return ticks
 
 

@@ -1,80 +1,34 @@
 // node-opcua as an independent client of the PlantGuard gateway: browse, A&C events on the
 // Server object, ConditionRefresh, Acknowledge / Confirm as `operator`, TimedShelve as
 // `engineer`, a `viewer` refused, and node-opcua's own alarm list (installAlarmMonitoring).
-// The gateway is the real `plantguard demo` in a subprocess on free ports.
+// The gateway is the real `plantguard demo` in a subprocess on free ports (./gateway.js).
 "use strict";
 
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { spawn, execFileSync } = require("node:child_process");
-const fs = require("node:fs");
-const net = require("node:net");
-const os = require("node:os");
-const path = require("node:path");
+const { execFileSync } = require("node:child_process");
 const {
-  OPCUAClient, MessageSecurityMode, SecurityPolicy, UserTokenType, AttributeIds, DataType,
+  UserTokenType, AttributeIds, DataType,
   StatusCodes, constructEventFilter, ofType, resolveNodeId, callConditionRefresh,
   acknowledgeCondition, confirmCondition, installAlarmMonitoring, uninstallAlarmMonitoring,
   TimestampsToReturn, BrowseDirection,
 } = require("node-opcua-client");
+const { Demo, PYTHON, until } = require("./gateway");
 
-const PYTHON = process.env.PLANTGUARD_PYTHON || path.resolve(__dirname, "../../.venv/bin/python");
 const FIELDS = [
   "EventId", "EventType", "SourceNode", "SourceName", "Time", "Message", "Severity",
   "ConditionId", "ConditionName", "BranchId", "Retain", "ActiveState.Id", "AckedState.Id",
   "ConfirmedState.Id", "EnabledState.Id", "Comment", "ClientUserId", "ShelvingState.CurrentState.Id",
 ];
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "plantguard-interop-"));
-const db = path.join(tmp, "interop.db");
-let gateway;
-let endpoint;
-const clients = [];
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what, predicate, timeoutMs = 45000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await predicate();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
+const demo = new Demo("interop");
 
 async function connect(user) {
-  const client = OPCUAClient.create({
-    endpointMustExist: false,
-    securityMode: MessageSecurityMode.None,
-    securityPolicy: SecurityPolicy.None,
-    connectionStrategy: { maxRetry: 1, initialDelay: 200, maxDelay: 500 },
-  });
-  await until(`the gateway at ${endpoint}`, async () => {
-    try {
-      await client.connect(endpoint);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-  clients.push(client);
   const identity = user ? { type: UserTokenType.UserName, userName: user, password: user } : undefined;
-  return client.createSession(identity);
+  return demo.connect(identity);
 }
 
 function journal() {
-  const out = execFileSync(PYTHON, ["-m", "plantguard", "alarms", "journal", "--db", db, "--json"]);
+  const out = execFileSync(PYTHON, ["-m", "plantguard", "alarms", "journal", "--db", demo.db, "--json"]);
   return JSON.parse(out.toString());
 }
 
@@ -83,27 +37,8 @@ function eventsOf(fieldsArrays) {
   return fieldsArrays.map((f) => Object.fromEntries(FIELDS.map((name, i) => [name, f[i].value])));
 }
 
-before(async () => {
-  const opcuaPort = await freePort();
-  const modbusPort = await freePort();
-  endpoint = `opc.tcp://127.0.0.1:${opcuaPort}/plantguard`;
-  const log = fs.openSync(path.join(tmp, "gateway.log"), "w");
-  gateway = spawn(PYTHON, [
-    "-m", "plantguard", "demo", "--quiet", "--opcua-port", String(opcuaPort),
-    "--modbus-port", String(modbusPort), "--db", db, "--duration", "150",
-  ], { stdio: ["ignore", log, log] });
-});
-
-after(async () => {
-  for (const client of clients) {
-    await client.disconnect().catch(() => {});
-  }
-  if (gateway && gateway.exitCode === null) {
-    gateway.kill("SIGTERM");
-    await new Promise((r) => gateway.once("exit", r));
-  }
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+before(() => demo.start());
+after(() => demo.stop());
 
 test("alarms and conditions with node-opcua", { timeout: 120000 }, async () => {
   const operator = await connect("operator");

@@ -7,19 +7,14 @@
 
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { spawn, execFileSync } = require("node:child_process");
-const fs = require("node:fs");
-const net = require("node:net");
-const os = require("node:os");
-const path = require("node:path");
+const { execFileSync } = require("node:child_process");
 const {
-  OPCUAClient, MessageSecurityMode, SecurityPolicy, AggregateFunction, StatusCodes,
+  AggregateFunction, StatusCodes,
   TimestampsToReturn, HistoryReadRequest, ReadRawModifiedDetails,
 } = require("node-opcua-client");
+const { Demo, PYTHON } = require("./gateway");
 
-const PYTHON = process.env.PLANTGUARD_PYTHON || path.resolve(__dirname, "../../.venv/bin/python");
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "plantguard-history-"));
-const db = path.join(tmp, "history.db");
+const demo = new Demo("history", { duration: 120, args: ["--scenario", "none"] });
 // Two hours ago on a whole second: inside the demo's retention, before anything it records.
 const T0 = Math.floor(Date.now() / 1000) - 7200;
 const N = 360;
@@ -49,44 +44,7 @@ print(json.dumps({
 store.close()
 `;
 
-let gateway;
-let endpoint;
 let stored;
-const clients = [];
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function connect() {
-  const client = OPCUAClient.create({
-    endpointMustExist: false,
-    securityMode: MessageSecurityMode.None,
-    securityPolicy: SecurityPolicy.None,
-    connectionStrategy: { maxRetry: 1, initialDelay: 200, maxDelay: 500 },
-  });
-  const deadline = Date.now() + 45000;
-  for (;;) {
-    try {
-      await client.connect(endpoint);
-      break;
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error(`the gateway at ${endpoint}: ${err}`);
-      await sleep(300);
-    }
-  }
-  clients.push(client);
-  return client.createSession(); // anonymous: the demo lets anyone browse, read and read history
-}
 
 const at = (seconds) => new Date(seconds * 1000);
 
@@ -108,31 +66,14 @@ function seen(dataValues) {
 }
 
 before(async () => {
-  stored = JSON.parse(execFileSync(PYTHON, ["-c", SEED, db, String(T0), String(N), String(STEP)]));
-  assert.equal(stored.time.length, N);
-  const opcuaPort = await freePort();
-  const modbusPort = await freePort();
-  endpoint = `opc.tcp://127.0.0.1:${opcuaPort}/plantguard`;
-  const log = fs.openSync(path.join(tmp, "gateway.log"), "w");
-  gateway = spawn(PYTHON, [
-    "-m", "plantguard", "demo", "--quiet", "--opcua-port", String(opcuaPort),
-    "--modbus-port", String(modbusPort), "--db", db, "--duration", "120", "--scenario", "none",
-  ], { stdio: ["ignore", log, log] });
+  stored = JSON.parse(execFileSync(PYTHON, ["-c", SEED, demo.db, String(T0), String(N), String(STEP)]));
+  await demo.start();
 });
 
-after(async () => {
-  for (const client of clients) {
-    await client.disconnect().catch(() => {});
-  }
-  if (gateway && gateway.exitCode === null) {
-    gateway.kill("SIGTERM");
-    await new Promise((r) => gateway.once("exit", r));
-  }
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+after(() => demo.stop());
 
 test("historical access with node-opcua", { timeout: 90000 }, async () => {
-  const session = await connect();
+  const session = await demo.connect(); // anonymous: the demo lets anyone read history
   const ns = (await session.readNamespaceArray()).indexOf("urn:plantguard");
   assert.ok(ns > 0, "namespace urn:plantguard");
   const level = `ns=${ns};s=demo/utilities/tank1/Points/level`;
