@@ -145,10 +145,16 @@ class SiteView:
             for device in area.devices:
                 path = nodeids.device_path(site, area, device)
                 self._devices[path] = device
+                folder = nodeids.points_folder_path(path)
+                prefix = f"{device.id}."
+                cut = len(prefix)
                 for point in device.points:
                     index = table.index.get(point.id)
                     entry = _PointEntry(device, path, point, index)
-                    self._points[nodeids.point_path(path, device, point)] = entry
+                    pid = point.id
+                    # nodeids.point_path, inlined: this runs once per point at start-up.
+                    local = pid[cut:] if pid.startswith(prefix) else pid
+                    self._points[f"{folder}/{local}"] = entry
                     if index is not None:
                         self._by_index[index] = entry
 
