@@ -187,6 +187,11 @@ class _Session(InternalSession):
                 mdata.percent_deadband_span = aspace.range_span(  # type: ignore[attr-defined]
                     request.ItemToMonitor.NodeId
                 )
+                handle = mdata.callback_handle
+                if handle is not None and handle in aspace._points:
+                    # Point values are compared by PointSubscriptions; asyncua's copies
+                    # of each item's last two values would only burden the collector.
+                    mdata.mvalue = _LATEST_ONLY  # type: ignore[assignment]
         if isinstance(aspace, ViewAddressSpace):
             aspace.items_created()
         return results
@@ -300,6 +305,27 @@ def install(
         return session
 
     iserver.create_session = create_session  # type: ignore[method-assign]
+
+
+class _LatestOnly:
+    """Stands in for asyncua's per-item ``MonitoredItemValues`` of point items, shared by
+    all of them: asyncua only sets a value and compares it within one synchronous call
+    (an item's first value, or when it is enabled again), and the answer is always
+    "changed"."""
+
+    current: ua.DataValue | None = None
+
+    def set_current_datavalue(self, value: ua.DataValue) -> None:
+        self.current = value
+
+    def get_current_datavalue(self) -> ua.DataValue | None:
+        return self.current
+
+    def get_old_datavalue(self) -> ua.DataValue | None:
+        return None
+
+
+_LATEST_ONLY = _LatestOnly()
 
 
 class ViewAddressSpace(AddressSpace):

@@ -55,16 +55,6 @@ _STATUS_OF_QUALITY = np.array([code.value for code in STATUS_CODES], dtype=np.ui
 
 
 @dataclass(slots=True)
-class _Item:
-    """One monitored item on a point's Value."""
-
-    handle: int
-    index: int
-    service: Any  # asyncua MonitoredItemService of the item's subscription
-    slot: int
-
-
-@dataclass(slots=True)
 class _Target:
     """Where a slot's notifications go, resolved from asyncua's item data."""
 
@@ -85,6 +75,11 @@ class _Target:
 _COLUMNS: dict[str, tuple[Any, Any]] = {
     "point": (np.intp, 0),
     "alive": (bool, False),
+    # asyncua's data-change handle and the id() of the item's MonitoredItemService:
+    # plain numbers, so that 10,000 items add no objects for the garbage collector.
+    "datachange_handle": (np.int64, 0),
+    "service": (np.int64, 0),
+    "resolved": (bool, False),
     "last_value": (np.float64, np.nan),
     "last_quality": (np.uint8, 0),
     "deadband": (np.float64, 0.0),
@@ -107,10 +102,13 @@ class PointSubscriptions:
     def __init__(self, table: ValueTable, values: PointValues) -> None:
         self._table = table
         self._values = values
-        self._items: dict[int, _Item] = {}
+        self._items: dict[int, int] = {}  # asyncua's data-change handle → slot
         self._free: list[int] = []
         self._col = {name: np.full(64, fill, dtype=dt_) for name, (dt_, fill) in _COLUMNS.items()}
-        self._targets: list[_Target | None] = [None] * 64
+        #: The MonitoredItemServices of the items, by id (a few: one per subscription).
+        self._services: dict[int, Any] = {}
+        #: Slots with longer queues (or of the server's own subscriptions) and their targets.
+        self._targets: dict[int, _Target] = {}
         #: Client subscriptions whose publishes this encodes, by key.
         self._held: dict[int, _Held] = {}
         self._next_key = 0
@@ -135,26 +133,31 @@ class PointSubscriptions:
         """A new item on table slot ``index``; ``callback`` is asyncua's bound
         ``MonitoredItemService.datachange_callback`` of the item's subscription."""
         slot = self._free.pop() if self._free else self._grow()
-        self._items[handle] = _Item(handle, index, getattr(callback, "__self__", None), slot)
+        self._items[handle] = slot
+        service = getattr(callback, "__self__", None)
         col = self._col
         for name, (_dtype, fill) in _COLUMNS.items():
             col[name][slot] = fill
         col["point"][slot] = index
         col["alive"][slot] = True
+        col["datachange_handle"][slot] = handle
+        col["service"][slot] = id(service)
+        self._services[id(service)] = service
         col["last_value"][slot] = self._values.last[index]
         col["last_quality"][slot] = self._table.quality[index]
-        self._targets[slot] = None
+        self._targets.pop(slot, None)
         self._unresolved.add(handle)
         self._dirty = True
 
     def remove(self, handle: int) -> None:
-        item = self._items.pop(handle, None)
-        if item is None:
+        slot = self._items.pop(handle, None)
+        if slot is None:
             return
-        self._col["alive"][item.slot] = False
-        self._col["pending"][item.slot] = False
-        self._targets[item.slot] = None
-        self._free.append(item.slot)
+        self._col["alive"][slot] = False
+        self._col["resolved"][slot] = False
+        self._col["pending"][slot] = False
+        self._targets.pop(slot, None)
+        self._free.append(slot)
         self._unresolved.discard(handle)
         self._dirty = True
 
@@ -169,40 +172,39 @@ class PointSubscriptions:
 
     def _grow(self) -> int:
         slot = len(self._items) + len(self._free)
-        capacity = len(self._targets)
+        capacity = self._col["alive"].size
         if slot >= capacity:
             for name, (dtype, fill) in _COLUMNS.items():
                 self._col[name] = np.concatenate(
                     [self._col[name], np.full(capacity, fill, dtype=dtype)]
                 )
-            self._targets.extend([None] * capacity)
         return slot
 
     def _rebuild(self) -> None:
-        """Resolve each slot's asyncua item and group the live slots by point."""
+        """Resolve new or changed items and group the live slots by point."""
         col = self._col
-        unresolved = [self._items[h] for h in self._unresolved if h in self._items]
+        unresolved = [h for h in self._unresolved if h in self._items]
         self._unresolved.clear()
-        for item in unresolved:
-            target, deadband, trigger = self._resolve(item)
-            slot = item.slot
-            self._targets[slot] = target
+        for handle in unresolved:
+            slot = self._items[handle]
+            service = self._services.get(int(col["service"][slot]))
+            target, deadband, trigger = self._resolve(handle, service)
             col["deadband"][slot] = deadband
             col["trigger"][slot] = trigger
+            col["resolved"][slot] = target is not None
+            self._targets.pop(slot, None)
             if target is None:
-                if (
-                    item.service is not None
-                    and item.handle not in item.service._monitored_datachange
-                ):
-                    self._unresolved.add(item.handle)  # still being created: next time
+                if service is not None and handle not in service._monitored_datachange:
+                    self._unresolved.add(handle)  # still being created: next time
+                continue
+            col["handle"][slot] = target.client_handle
+            col["latest_only"][slot] = target.latest_only
+            if target.latest_only:
+                col["subscription"][slot] = self._adopt(target.subscription)
             else:
-                col["handle"][slot] = target.client_handle
-                col["latest_only"][slot] = target.latest_only
-                col["subscription"][slot] = (
-                    self._adopt(target.subscription) if target.latest_only else -1
-                )
-        live = np.flatnonzero(col["alive"])
-        live = live[[self._targets[s] is not None for s in live.tolist()]]
+                col["subscription"][slot] = -1
+                self._targets[slot] = target
+        live = np.flatnonzero(col["alive"] & col["resolved"])
         col["pending"][~col["latest_only"]] = False
         points = col["point"][live]
         order = np.argsort(points, kind="stable")
@@ -216,11 +218,14 @@ class PointSubscriptions:
             held.slots = live[owner == key]
             if held.slots.size == 0:
                 del self._held[key]  # its items are gone: forget the subscription
+        in_use = set(col["service"][col["alive"]].tolist())
+        for key in [k for k in self._services if k not in in_use]:
+            del self._services[key]
         self._dirty = bool(self._unresolved)
 
-    def _resolve(self, item: _Item) -> tuple[_Target | None, float, int]:
-        service = item.service
-        mid = service._monitored_datachange.get(item.handle) if service is not None else None
+    @staticmethod
+    def _resolve(handle: int, service: Any) -> tuple[_Target | None, float, int]:
+        mid = service._monitored_datachange.get(handle) if service is not None else None
         mdata = service._monitored_items.get(mid) if mid is not None else None
         if mid is None or mdata is None or mdata.mode != ua.MonitoringMode.Reporting:
             return None, 0.0, _STATUS_VALUE  # Disabled, or Sampling: nothing is reported
@@ -327,7 +332,7 @@ class PointSubscriptions:
         made: dict[int, ua.DataValue] = {}
         touched: dict[int, Any] = {}
         for slot, n in zip(slots.tolist(), which.tolist(), strict=True):
-            target = self._targets[slot]
+            target = self._targets.get(slot)
             if target is None:
                 continue
             datavalue = made.get(n)
