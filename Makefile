@@ -8,7 +8,7 @@ PACKAGES := -p plantguard -p plantguard_opcua -p plantguard_modbus -p plantguard
 DEMO_ARGS ?=
 BENCHDATA ?= ../shared/benchdata
 
-.PHONY: venv demo test lint typecheck pytest interop test-ha bench bench-modbus bench-detect bench-rules bench-scale clean
+.PHONY: venv demo test lint typecheck pytest interop test-ha bench bench-modbus bench-detect bench-rules bench-scale bench-opcua clean
 
 venv: $(VENV)/.installed
 
@@ -39,7 +39,7 @@ interop: venv
 		&& PLANTGUARD_PYTHON=$(abspath $(BIN))/python npm test --silent
 
 # Benchmarks measure speed and detection quality; tests never assert timings.
-bench: bench-modbus bench-detect bench-rules bench-scale
+bench: bench-modbus bench-detect bench-rules bench-scale bench-opcua
 
 bench-modbus: venv
 	$(BIN)/python bench/modbus_bench.py
@@ -53,6 +53,15 @@ bench-rules: venv
 
 bench-scale: venv
 	$(BIN)/python bench/scale_bench.py --sizes 1000 10000 50000
+
+# PlantGuard's OPC UA server against a plain asyncua server, interleaved (~25 min;
+# OPCUA_BENCH_ARGS=--quick for a short run); then throughput with node-opcua clients,
+# which decode fast enough to measure the server rather than the client.
+OPCUA_BENCH_ARGS ?=
+bench-opcua: venv
+	$(BIN)/python bench/opcua_bench.py $(OPCUA_BENCH_ARGS)
+	cd tests/interop && npm ci --no-audit --no-fund --loglevel=error
+	cd bench && ../$(BIN)/python opcua_fanout_bench.py
 
 # Home Assistant integration: its own Python 3.13 environment (.venv-ha), installed with
 # Home Assistant's own pins as constraints (taken from the HA wheel once, cached in the venv).
