@@ -25,13 +25,12 @@ asyncua still sends each item's first value itself.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import logging
 import time
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -41,7 +40,7 @@ from plantguard.table import ValueTable
 
 from .encoding import NULL, data_change_notification, encode_items, to_ticks
 from .quality import STATUS_CODES
-from .values import PointValues, to_datetime
+from .values import PointValues
 
 __all__ = ["PointSubscriptions"]
 
@@ -297,7 +296,7 @@ class PointSubscriptions:
                 slots[simple], value[passes][simple], quality[passes][simple], points[which[simple]]
             )
         if not simple.all():
-            await self._enqueue(slots[~simple], which[~simple], points, values)
+            await self._enqueue(slots[~simple], which[~simple], points)
 
     def _hold(
         self,
@@ -323,12 +322,9 @@ class PointSubscriptions:
         slots: npt.NDArray[np.intp],
         which: npt.NDArray[np.intp],
         points: npt.NDArray[np.intp],
-        values: npt.NDArray[np.float64],
     ) -> None:
         """Items with longer queues (or of the server's own subscriptions): one
         notification object each, queued the way asyncua queues them."""
-        now = cast(ua.DateTime, dt.datetime.now(dt.UTC))
-        table = self._table
         made: dict[int, ua.DataValue] = {}
         touched: dict[int, Any] = {}
         for slot, n in zip(slots.tolist(), which.tolist(), strict=True):
@@ -337,16 +333,8 @@ class PointSubscriptions:
                 continue
             datavalue = made.get(n)
             if datavalue is None:
-                index = int(points[n])
-                status = STATUS_CODES[int(table.quality[index])]
-                datavalue = made[n] = ua.DataValue(
-                    Value=ua.Variant(None, ua.VariantType.Null)
-                    if status.is_bad()
-                    else self._values.variant_of(index, float(values[n])),
-                    StatusCode=status,
-                    SourceTimestamp=to_datetime(float(table.source_time[index])),
-                    ServerTimestamp=now,
-                )
+                # ``values`` were just taken as published: the slot's current DataValue.
+                datavalue = made[n] = self._values.datavalue(int(points[n]))
             notification = ua.MonitoredItemNotification(
                 ClientHandle=target.client_handle, Value=datavalue
             )

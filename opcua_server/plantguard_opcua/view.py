@@ -22,9 +22,8 @@ the view first for any NodeId in the PlantGuard namespace that is not a real nod
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,7 +131,6 @@ class SiteView:
         self.values = values
         self._devices: dict[str, Device] = {}
         self._points: dict[str, _PointEntry] = {}
-        self._by_index: list[_PointEntry | None] = [None] * len(table)
         self.conditions: dict[str, ConditionEntry] = {}
         #: Handlers of the conditions' methods, by browse name (set by ``methods.link_methods``).
         self.method_handlers: dict[str, Callable[..., Any]] = {}
@@ -140,7 +138,6 @@ class SiteView:
         self.event_fields: Callable[[str], dict[str, ua.Variant]] = lambda _alarm: {}
         self._base: AddressSpace | None = None
         self._cache: OrderedDict[str, NodeData] = OrderedDict()
-        self._built_at = dt.datetime.now(dt.UTC)
         for area in site.areas:
             for device in area.devices:
                 path = nodeids.device_path(site, area, device)
@@ -155,8 +152,6 @@ class SiteView:
                     # nodeids.point_path, inlined: this runs once per point at start-up.
                     local = pid[cut:] if pid.startswith(prefix) else pid
                     self._points[f"{folder}/{local}"] = entry
-                    if index is not None:
-                        self._by_index[index] = entry
 
     def bind(self, aspace: AddressSpace) -> None:
         """Render nodes against ``aspace`` (the server's, for type definitions and parents)."""
@@ -172,12 +167,6 @@ class SiteView:
         entry = self._points.get(ident)
         return entry.index if entry is not None else None
 
-    def point_ident(self, index: int) -> str | None:
-        entry = self._by_index[index]
-        if entry is None:
-            return None
-        return nodeids.point_path(entry.device_path, entry.device, entry.point)
-
     def range_span(self, ident: str) -> float | None:
         """High − Low of the point's EURange, None if it has none (Percent deadbands)."""
         entry = self._points.get(ident)
@@ -185,10 +174,6 @@ class SiteView:
             return None
         low, high = entry.point.range
         return float(high - low)
-
-    def points(self) -> Iterator[tuple[str, Point, int | None]]:
-        for ident, entry in self._points.items():
-            yield ident, entry.point, entry.index
 
     def add_condition(self, ident: str, entry: ConditionEntry, source_ident: str | None) -> None:
         """Register a condition; ``source_ident`` names its source point, if it is one."""
