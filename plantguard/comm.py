@@ -10,6 +10,14 @@ acknowledged, published to OPC UA).
 * :class:`CommLossRule` — alarm ``<device>.comm`` (system, high): active while
   every point of the device has a communication quality; clears as soon as any
   point is readable again.  Vectorised: one ``bincount`` per scan over all points.
+* :class:`DeviceFaultRule` — alarm ``<device>.fault`` (system, high): active
+  while any point of a device that answers is Bad because of the device or the
+  configuration (``BAD_DEVICE_FAILURE`` — e.g. a register the device refuses —,
+  ``BAD_CONFIGURATION_ERROR``, or plain ``BAD`` — e.g. a NaN in a float
+  register); its message names the points and, when the driver says why (a
+  ``faults`` mapping, see :class:`FaultReporter`), the refused request or the
+  undecodable register.  Vectorised: one table lookup and one reduction per
+  scan; the message is built only when a device's set of faulty points changes.
 * :class:`IdentityWatch` — alarm ``<device>.identity`` (security, high): the
   engine hands it what a driver's ``identify()`` returned after each connect; a
   vendor, product or revision different from the device's basic information in
@@ -22,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -31,13 +39,38 @@ from .model import AlarmDefinition, DeviceInfo, Finding, Priority, Quality, Site
 from .rules import Rule
 from .table import ValueTable
 
-__all__ = ["COMM_LOST", "CommLossRule", "IdentityWatch", "core_rules"]
+__all__ = [
+    "COMM_LOST",
+    "DEVICE_FAULT",
+    "CommLossRule",
+    "DeviceFaultRule",
+    "FaultReporter",
+    "IdentityWatch",
+    "core_rules",
+]
 
 log = logging.getLogger(__name__)
 
 #: Qualities that mean "the device could not be talked to" (not "it answered badly").
 COMM_LOST = (Quality.BAD_NOT_CONNECTED, Quality.BAD_COMMUNICATION_ERROR)
+#: Qualities that mean "the device answered, but this point is unusable": a refused
+#: request, a point the configuration cannot read, a value that is not a number.
+DEVICE_FAULT = (Quality.BAD, Quality.BAD_DEVICE_FAILURE, Quality.BAD_CONFIGURATION_ERROR)
 _UNKNOWN, _OK, _LOST = -1, 0, 1
+_FAULT = 1
+#: Quality byte → 0: fine, 1: device fault, 2: no news (not read yet, or not reachable).
+_FAULT_CLASS = np.zeros(256, dtype=np.int8)
+_FAULT_CLASS[list(DEVICE_FAULT)] = 1
+_FAULT_CLASS[[*COMM_LOST, Quality.BAD_WAITING_FOR_INITIAL_DATA]] = 2
+#: How a fault is named when the driver gives no reason.
+_QUALITY_REASON: dict[int, str] = {
+    Quality.BAD: "bad value",
+    Quality.BAD_DEVICE_FAILURE: "device failure",
+    Quality.BAD_CONFIGURATION_ERROR: "configuration error",
+}
+#: A fault message names at most this many reasons, and this many points per reason.
+_MAX_REASONS = 6
+_MAX_POINTS = 8
 #: Reported identity fields that are compared, and the basic-information field each is
 #: checked against (None: only against the first identity reported since start-up).
 _WATCHED: dict[str, str | None] = {
@@ -82,7 +115,7 @@ class CommLossRule(Rule):
     def evaluate(self, table: ValueTable, now: float) -> Sequence[Finding]:
         quality = table.quality[self._slots]
         lost = np.isin(quality, COMM_LOST)
-        readable = (quality < Quality.BAD) | (quality == Quality.BAD_DEVICE_FAILURE)
+        readable = (quality < Quality.BAD) | np.isin(quality, DEVICE_FAULT)  # it answered
         n_lost = np.bincount(self._owner, weights=lost, minlength=self._state.size)
         n_readable = np.bincount(self._owner, weights=readable, minlength=self._state.size)
         state = self._state.copy()
@@ -109,6 +142,131 @@ class CommLossRule(Rule):
                 )
             )
         return findings
+
+
+class FaultReporter(Protocol):
+    """A driver that says why points are Bad: ``faults`` maps point id → reason.
+
+    Optional for drivers; the Modbus driver names the refused request (exception,
+    function, start, count) or the register that held NaN/Inf.
+    """
+
+    @property
+    def faults(self) -> Mapping[str, str]: ...
+
+
+class DeviceFaultRule(Rule):
+    """``<device>.fault``: points of a device that answers are Bad by a device or configuration fault.
+
+    Active while any point of the device has a :data:`DEVICE_FAULT` quality;
+    cleared when none has.  Points with no news (not read yet, communication
+    lost) keep what was last known of them, so a communication blip neither
+    clears nor re-raises the alarm (and while ``<device>.comm`` is active the
+    alarm manager suppresses this one anyway).  The condition is
+    ``DEVICE_FAULT(<n>)`` with the number of faulty points, so a change of the
+    affected points updates the message (without a new acknowledgement).
+
+    :param others: rules already declared; a device whose ``<device>.fault`` one of
+        them declares is left to that rule.
+    """
+
+    def __init__(self, site: Site, table: ValueTable, others: Iterable[Rule] = ()) -> None:
+        taken = {d.id for rule in others for d in rule.alarms()}
+        devices = [d for d in site.devices if d.points and f"{d.id}.fault" not in taken]
+        self._device_ids = tuple(d.id for d in devices)
+        self._names = tuple(d.name or d.id for d in devices)
+        self._point_ids = tuple(p.id for d in devices for p in d.points)
+        self._slots = table.indices(self._point_ids)
+        sizes = np.array([len(d.points) for d in devices], dtype=np.intp)
+        self._owner = np.repeat(np.arange(len(devices), dtype=np.intp), sizes)
+        self._starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
+        self._fault = np.zeros(self._slots.size, dtype=bool)  # last known, per point
+        self._count = np.zeros(len(devices), dtype=np.intp)  # faulty points per device
+        self._state = np.full(len(devices), _UNKNOWN, dtype=np.int8)
+        self._drivers: Mapping[str, object] = {}
+
+    def watch(self, drivers: Mapping[str, object]) -> None:
+        """Name faults with the reasons each device's driver reports (``faults``, if any)."""
+        self._drivers = drivers
+
+    def alarms(self) -> Sequence[AlarmDefinition]:
+        return [
+            AlarmDefinition(
+                id=f"{device_id}.fault",
+                source_id=device_id,
+                device_id=device_id,
+                kind="system",
+                rule="fault",
+                priority=Priority.HIGH,
+                message=f"Device fault on {name}",
+            )
+            for device_id, name in zip(self._device_ids, self._names, strict=True)
+        ]
+
+    def evaluate(self, table: ValueTable, now: float) -> Sequence[Finding]:
+        if not self._device_ids:
+            return []
+        quality = table.quality[self._slots]
+        kind = _FAULT_CLASS[quality]
+        news = kind != 2
+        fault = np.where(news, kind == 1, self._fault)
+        moved = np.flatnonzero(fault != self._fault)
+        if moved.size:
+            step = np.where(fault[moved], 1, -1)
+            self._count += np.bincount(
+                self._owner[moved], weights=step, minlength=self._count.size
+            ).astype(np.intp)
+            self._fault = fault
+        answered = np.logical_or.reduceat(news, self._starts[:-1])
+        state = np.where(self._count > 0, _FAULT, np.where(answered, _OK, self._state))
+        dirty = state != self._state
+        dirty[self._owner[moved]] |= state[self._owner[moved]] == _FAULT  # other points now
+        self._state = state.astype(np.int8)
+        findings = []
+        for i in np.flatnonzero(dirty).tolist():  # per device, only when it changes
+            active = bool(state[i] == _FAULT)
+            count = int(self._count[i])
+            findings.append(
+                Finding(
+                    alarm_id=f"{self._device_ids[i]}.fault",
+                    active=active,
+                    condition=f"DEVICE_FAULT({count})" if active else "",
+                    severity=int(Priority.HIGH),
+                    message=(
+                        self._message(i, quality)
+                        if active
+                        else f"Device fault on {self._names[i]} cleared"
+                    ),
+                    value=float(count),
+                    time=now,
+                )
+            )
+        return findings
+
+    def _message(self, i: int, quality: np.ndarray[Any, np.dtype[np.uint8]]) -> str:
+        """``Device fault on <name>: <points>: <reason>; …`` (reasons from the driver)."""
+        low, high = int(self._starts[i]), int(self._starts[i + 1])
+        reported = getattr(self._drivers.get(self._device_ids[i]), "faults", None)
+        reasons: Mapping[str, str] = reported if isinstance(reported, Mapping) else {}
+        by_reason: dict[str, list[str]] = {}
+        for position in (np.flatnonzero(self._fault[low:high]) + low).tolist():
+            point_id = self._point_ids[position]
+            reason = reasons.get(point_id) or _QUALITY_REASON.get(
+                int(quality[position]), "device fault"
+            )
+            by_reason.setdefault(reason, []).append(point_id)
+        parts = [
+            f"{_listed(points, _MAX_POINTS)}: {reason}"
+            for reason, points in list(by_reason.items())[:_MAX_REASONS]
+        ]
+        if len(by_reason) > _MAX_REASONS:
+            parts.append(f"and {len(by_reason) - _MAX_REASONS} more faults")
+        return f"Device fault on {self._names[i]}: {'; '.join(parts)}"
+
+
+def _listed(items: Sequence[str], limit: int) -> str:
+    shown = ", ".join(items[:limit])
+    return shown if len(items) <= limit else f"{shown} and {len(items) - limit} more"
 
 
 class Identifiable(Protocol):

@@ -28,7 +28,7 @@ import numpy.typing as npt
 from . import writes
 from .alarms import AlarmManager, Listener, Transition
 from .auth import Principal
-from .comm import core_rules
+from .comm import DeviceFaultRule, core_rules
 from .config import LoadedSite
 from .drivers import DeviceDriver, DriverError
 from .history import HistoryWriter
@@ -104,7 +104,8 @@ class Engine:
             if (rule := host.rules[name].create_site_rule(context)) is not None
         ]
         self.comm, self.identity = core_rules(self._site, self._table, self.rules)
-        self.rules += [self.comm, self.identity]
+        self.fault = DeviceFaultRule(self._site, self._table, self.rules)
+        self.rules += [self.comm, self.identity, self.fault]
         self._alarms = AlarmManager(
             store, [d for r in self.rules for d in r.alarms()], users=store.users, clock=clock
         )
@@ -120,6 +121,7 @@ class Engine:
             d.id: host.drivers[d.driver].create(d, loaded.connections[d.id], loaded.addresses[d.id])
             for d in self._site.devices
         }
+        self.fault.watch(self.drivers)  # drivers name the faults they see
         self.services: dict[str, Service] = {
             name: host.services[name].create(options)
             for name, options in sorted(

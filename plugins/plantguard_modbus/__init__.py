@@ -1,7 +1,8 @@
 """plantguard_modbus — the Modbus TCP device driver plugin (``driver: modbus``).
 
 :mod:`.models` holds the ``connection``/``address`` schemas, :mod:`.planner` the
-block-read planner, :mod:`.driver` the driver, :mod:`.plugin` the registration.
+block-read planner, :mod:`.splits` what is known of blocks the device refused,
+:mod:`.driver` the driver, :mod:`.plugin` the registration.
 """
 
 from __future__ import annotations

@@ -131,6 +131,12 @@ class ModbusConnection(BaseModel):
         True, description="write one coil/register with function 5/6 (false: always 15/16)"
     )
     identify: bool = Field(True, description="read device identification (43/14) on connect")
+    retry_refused: float = Field(
+        60.0,
+        gt=0,
+        le=86400,
+        description="seconds between re-reads of registers the device refused (exception 2/3)",
+    )
 
     @model_validator(mode="after")
     def _transport_needs(self) -> ModbusConnection:

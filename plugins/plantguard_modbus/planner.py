@@ -11,6 +11,11 @@ up to ``max_gap`` unused registers (``max_bit_gap`` bits).
 Sorting by address and extending the current block greedily while it still fits
 gives the fewest blocks for those constraints.  The planner is a pure function
 so it can be tested without a device.
+
+A device that refuses a block (exception 2, illegal data address: a register of
+the block, or of a gap it bridged, is not in the device's map) has it split with
+:func:`split_block` until the refused registers are isolated; see
+:mod:`.splits`.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 
 from .models import BIT_FUNCTIONS, MAX_BITS, MAX_REGISTERS
 
-__all__ = ["Block", "Limits", "Span", "plan_blocks"]
+__all__ = ["Block", "Limits", "Span", "plan_blocks", "split_block", "sub_block"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,3 +140,44 @@ def _block(
         offsets=tuple(spans[i].register - start for i in members),
         unit=unit,
     )
+
+
+def sub_block(block: Block, members: Sequence[int], spans: Sequence[Span]) -> Block:
+    """The request reading only ``members`` of ``block`` (indices into ``spans``)."""
+    start = min(spans[i].register for i in members)
+    end = max(spans[i].register + spans[i].width for i in members)
+    return _block((block.unit, block.function), start, end, list(members), spans)
+
+
+def split_block(block: Block, spans: Sequence[Span]) -> tuple[Block, Block] | None:
+    """Two requests that together read every point of ``block``; None if it cannot split.
+
+    Points that overlap (bit fields of one register, a register read as two
+    types) stay in one request, since a point never straddles two.  The cut is
+    made at the widest gap between points in the middle half of the block (by
+    point count), so a refused gap is dropped at once, and repeated splitting
+    isolates one refused point in O(log n) requests.
+    """
+    groups: list[list[int]] = []  # runs of overlapping members, in address order
+    end = -1
+    for i in block.members:
+        span = spans[i]
+        if groups and span.register < end:
+            groups[-1].append(i)
+            end = max(end, span.register + span.width)
+        else:
+            groups.append([i])
+            end = span.register + span.width
+    if len(groups) < 2:
+        return None
+    n = len(groups)
+    ends = [max(spans[i].register + spans[i].width for i in g) for g in groups]
+    low, high = max(1, n // 4), min(n - 1, n - n // 4)
+    # cut before group k: widest gap first, then the cut nearest the middle
+    cut = max(
+        range(low, high + 1),
+        key=lambda k: (spans[groups[k][0]].register - ends[k - 1], -abs(2 * k - n)),
+    )
+    left = [i for g in groups[:cut] for i in g]
+    right = [i for g in groups[cut:] for i in g]
+    return sub_block(block, left, spans), sub_block(block, right, spans)

@@ -42,6 +42,16 @@ class ReadPlan:
     offset: npt.NDArray[np.float64]
     point_ids: tuple[str, ...]
     block_points: tuple[tuple[str, ...], ...]  # point ids read by each block
+    # For splitting a refused block (:mod:`.splits`) and naming what failed:
+    spans: tuple[Span, ...]  # what each planned point occupies (block members index these)
+    member_positions: IntArray  # position in the request of each span
+    block_positions: tuple[IntArray, ...]  # positions of each block's points
+    first: IntArray  # first word (or bit) of each point in its buffer
+
+    def positions_of(self, block: Block) -> IntArray:
+        """Positions (in the request) of the points ``block`` reads."""
+        positions: IntArray = self.member_positions[list(block.members)]
+        return positions
 
 
 def build_plan(
@@ -155,4 +165,10 @@ def build_plan(
         offset=offsets,
         point_ids=tuple(p.id for p in points),
         block_points=tuple(tuple(points[known[m]].id for m in block.members) for block in blocks),
+        spans=tuple(spans),
+        member_positions=np.array(known, dtype=np.intp),
+        block_positions=tuple(
+            np.array([known[m] for m in block.members], dtype=np.intp) for block in blocks
+        ),
+        first=first,
     )

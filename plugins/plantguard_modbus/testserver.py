@@ -32,14 +32,25 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["MiniModbusServer", "UnitImage", "crc16"]
+__all__ = ["MiniModbusServer", "TableName", "UnitImage", "crc16"]
 
 Framing = Literal["mbap", "rtu"]
 Malformation = Literal["short", "garbage"]
+TableName = Literal["coils", "discrete", "holding", "input"]
 
 _ILLEGAL_FUNCTION, _ILLEGAL_ADDRESS, _ILLEGAL_VALUE, _GATEWAY_NO_RESPONSE = 1, 2, 3, 11
 _READ_LIMITS = {1: 2000, 2: 2000, 3: 125, 4: 125}
 _BASIC_IDS, _REGULAR_IDS = range(3), range(7)
+_TABLE_OF_FUNCTION: dict[int, str] = {
+    1: "coils",
+    5: "coils",
+    15: "coils",
+    2: "discrete",
+    3: "holding",
+    6: "holding",
+    16: "holding",
+    4: "input",
+}
 
 
 def _crc_table() -> list[int]:
@@ -68,7 +79,9 @@ class UnitImage:
     """The four object tables of one unit id, plus its identification objects.
 
     ``limit`` is one past the last valid address of every table; requests beyond
-    it get exception 2, like a device with a small map.
+    it get exception 2, like a device with a small map.  :meth:`unmap` makes holes
+    in a table (addresses the device does not have, also answered with exception
+    2 by any request covering them); :meth:`remap` fills them again.
     """
 
     limit: int = 65536
@@ -77,6 +90,27 @@ class UnitImage:
     holding: npt.NDArray[np.uint16] = field(default_factory=lambda: np.zeros(65536, np.uint16))
     input: npt.NDArray[np.uint16] = field(default_factory=lambda: np.zeros(65536, np.uint16))
     identity: dict[int, bytes] = field(default_factory=dict)
+    #: Per table (``coils``, ``discrete``, ``holding``, ``input``): True where there is
+    #: no such address.
+    unmapped: dict[str, npt.NDArray[np.bool_]] = field(default_factory=dict)
+
+    def unmap(self, table: TableName, start: int, count: int = 1) -> None:
+        """Remove addresses ``start`` … ``start + count - 1`` of ``table`` from the map."""
+        self._holes(table)[start : start + count] = True
+
+    def remap(self, table: TableName, start: int = 0, count: int = 65536) -> None:
+        """Put addresses of ``table`` back in the map (all of them by default)."""
+        self._holes(table)[start : start + count] = False
+
+    def _holes(self, table: TableName) -> npt.NDArray[np.bool_]:
+        if table not in _TABLE_OF_FUNCTION.values():
+            raise ValueError(f"no table {table!r}: coils, discrete, holding or input")
+        return self.unmapped.setdefault(table, np.zeros(65536, dtype=bool))
+
+    def refuses(self, function: int, start: int, count: int) -> bool:
+        """A request of ``function`` covering these addresses misses the map."""
+        holes = self.unmapped.get(_TABLE_OF_FUNCTION.get(function, ""))
+        return holes is not None and bool(holes[start : start + count].any())
 
 
 class MiniModbusServer:
@@ -238,7 +272,7 @@ class MiniModbusServer:
         return bytes([function | 0x80, _ILLEGAL_FUNCTION])
 
     def _check(self, unit: int, image: UnitImage, function: int, start: int, count: int) -> None:
-        if start + count > image.limit:
+        if start + count > image.limit or image.refuses(function, start, count):
             raise _Refused(_ILLEGAL_ADDRESS)
         for (f_unit, f_function, address), code in self.faults.items():
             if f_unit == unit and f_function == function and start <= address < start + count:
