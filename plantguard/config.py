@@ -24,6 +24,7 @@ import yaml_rs
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from . import yamlsafe
 from .model import Site
 
 __all__ = [
@@ -117,6 +118,8 @@ def _index_lines(node: yaml.Node, path: FieldPath, lines: dict[FieldPath, int]) 
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue  # a complex key: refused by validation, never a field path
             key = key_node.value
             # The key's own line is where a user looks for a field, also for nested blocks.
             _index_lines(value_node, (*path, key), lines)
@@ -140,6 +143,10 @@ class _UniqueKeyLoader(_SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a mapping key must be a plain value", key_node.start_mark
+                )
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
@@ -172,6 +179,9 @@ def _parse_with_pyyaml(text: str, file: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         raise ConfigError([ConfigIssue(file, line, "", f"YAML: {exc.problem or exc}")]) from exc
+    except (ValueError, OverflowError) as exc:
+        # PyYAML's timestamp and number constructors ("2023-13-45"); no mark to give.
+        raise ConfigError([ConfigIssue(file, None, "", f"YAML: {exc}")]) from exc
     finally:
         loader.dispose()
 
@@ -184,16 +194,30 @@ def parse_yaml(text: str, file: str) -> tuple[Any, Location]:
     parser, ~15x faster).  A document it refuses (a syntax error, a duplicate
     key) is parsed again with PyYAML, whose errors name the line and the problem;
     line numbers for validation errors come from PyYAML too, only when needed.
+    The limits of :mod:`plantguard.yamlsafe` are checked first.
     """
+    location = Location(file, text)
     try:
-        data = yaml_rs.loads(text)
-    except (yaml_rs.YAMLDecodeError, ValueError):
-        data = None
-    if not isinstance(data, dict):
-        # Not a site (or several documents, which yaml-rs returns as a list):
-        # PyYAML says exactly what is wrong.
-        data = _parse_with_pyyaml(text, file)
-    return data, Location(file, text)
+        yamlsafe.check_text(text)
+        yamlsafe.check_aliases(text)
+        try:
+            data = yaml_rs.loads(text)
+        except (yaml_rs.YAMLDecodeError, ValueError, TypeError, RecursionError):
+            data = None
+        if not isinstance(data, dict):
+            # Not a site (or several documents, which yaml-rs returns as a list):
+            # PyYAML says exactly what is wrong.
+            data = _parse_with_pyyaml(text, file)
+        yamlsafe.check_numbers(text, data)
+    except yamlsafe.UnsafeYaml as exc:
+        raise ConfigError([_unsafe_issue(exc, location)]) from None
+    return data, location
+
+
+def _unsafe_issue(exc: yamlsafe.UnsafeYaml, location: Location) -> ConfigIssue:
+    if exc.path:
+        return location.issue(exc.path, exc.message)
+    return ConfigIssue(location.file, exc.line, "", exc.message)
 
 
 def validation_issues(
@@ -241,11 +265,14 @@ def load_site(
     """Read, parse and validate a site file with the plugins of ``host``."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            text = yamlsafe.decode(f.read(yamlsafe.MAX_BYTES + 1))
     except OSError as exc:
         raise ConfigError(
             [ConfigIssue(str(path), None, "", f"cannot read: {exc.strerror}")]
         ) from exc
+    except yamlsafe.UnsafeYaml as exc:
+        raise ConfigError([ConfigIssue(str(path), exc.line, "", exc.message)]) from None
     return parse_site(text, str(path), host, overrides)
 
 

@@ -22,7 +22,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "EARLIEST_DATE",
     "ID_PATTERN",
+    "LATEST_DATE",
     "PRIORITY_BY_NAME",
     "AlarmDefinition",
     "Area",
@@ -44,6 +46,11 @@ __all__ = [
 #: to characters that are safe in all three.
 ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]*$"
 Identifier = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
+
+
+#: Dates PlantGuard accepts anywhere (site files, imports): later ones overflow date arithmetic.
+EARLIEST_DATE = dt.date(1970, 1, 1)
+LATEST_DATE = dt.date(2200, 1, 1)
 
 
 class _Frozen(BaseModel):
@@ -130,6 +137,13 @@ class DeviceInfo(_Frozen):
     status: DeviceStatus = DeviceStatus.IN_SERVICE
     location: Location = Location()
     rated: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("commissioned")
+    @classmethod
+    def _plausible_date(cls, value: dt.date | None) -> dt.date | None:
+        if value is not None and not EARLIEST_DATE <= value < LATEST_DATE:
+            raise ValueError(f"date outside {EARLIEST_DATE.year}-{LATEST_DATE.year - 1}")
+        return value
 
 
 class Point(_Frozen):
