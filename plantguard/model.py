@@ -237,9 +237,29 @@ class PollGroup(_Frozen):
 
 
 class HistorySettings(_Frozen):
-    retention_days: float = Field(30.0, gt=0)
-    flush_interval: float = Field(2.0, gt=0, description="seconds between batch writes")
-    max_batch: int = Field(50_000, gt=0, description="rows that force a write before the interval")
+    """How history is written and how long it is kept (docs/history.md).
+
+    Non-finite numbers (``.nan``, ``.inf``) are refused, and so are values beyond a
+    sane range (``1e300`` days): any of them would silently keep history forever.
+    """
+
+    retention_days: float = Field(
+        30.0,
+        gt=0,
+        le=36_500,
+        allow_inf_nan=False,
+        description="days of history kept (fractions allowed: 0.5 is 12 h); at most 100 years",
+    )
+    flush_interval: float = Field(
+        2.0,
+        ge=0.01,
+        le=3600,
+        allow_inf_nan=False,
+        description="seconds between batch writes; retention is applied at the same cadence",
+    )
+    max_batch: int = Field(
+        50_000, gt=0, le=10_000_000, description="rows that force a write before the interval"
+    )
 
 
 class StoreSettings(_Frozen):

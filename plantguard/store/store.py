@@ -3,6 +3,10 @@
 Opened from a file path (SQLite, WAL journal) or a SQLAlchemy URL.  Opening
 migrates the schema to head, so a gateway never runs on a stale database.
 
+Retention deletes history in bounded chunks along the index on source time, so
+no transaction holds the database for long; on SQLite the freed pages go back to
+the file system in bounded steps (incremental auto-vacuum, docs/history.md).
+
 History goes in through Core ``executemany`` inserts of whole batches and comes
 out as numpy arrays: ORM objects on that path cost 10× (DESIGN.md).  Alarm
 transitions are written in one transaction each time the alarm manager commits,
@@ -11,7 +15,9 @@ before anyone is told, so an acknowledged alarm survives a crash.
 
 from __future__ import annotations
 
+import logging
 import math
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +35,20 @@ from .users import UserStore
 
 __all__ = ["Store", "Trend", "database_url"]
 
+log = logging.getLogger(__name__)
+
+#: Rows deleted per retention transaction: short enough that alarm journal writes
+#: never wait long for the lock, long enough that a backlog drains quickly.
+PURGE_CHUNK = 20_000
+#: Pages one incremental vacuum step returns to the file system (8 MiB of 4 KiB pages).
+RECLAIM_STEP = 2048
+#: Free pages kept for the next inserts rather than returned: at least this many,
+#: or 1/32 of the file, so steady retention does not shrink and regrow the file.
+FREE_SLACK_PAGES = 256
+#: SQLite files made before incremental auto-vacuum are converted (one VACUUM) when
+#: opened if they are at most this large; larger files are left for an operator.
+CONVERT_MAX_BYTES = 64 * 1024 * 1024
+
 
 def database_url(target: str) -> str:
     """A SQLAlchemy URL from ``--db``: a URL as given, anything else a SQLite file path.
@@ -45,6 +65,9 @@ def database_url(target: str) -> str:
 
 def _on_sqlite_connect(dbapi_connection: object, _record: object) -> None:
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    # Takes effect only on a file without tables, and only before the switch to WAL;
+    # a file created before this setting is converted by Store._check_auto_vacuum.
+    cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -79,6 +102,12 @@ class Store:
             sa.event.listen(self.engine, "connect", _on_sqlite_connect)
         if migrate_to_head:
             migrate.upgrade(self.engine)
+        #: SQLite with incremental auto-vacuum: :meth:`reclaim_space` can shrink the file.
+        self.incremental_vacuum = False
+        #: Pages one :meth:`reclaim_space` call returns at most.
+        self.reclaim_step = RECLAIM_STEP
+        if self.engine.dialect.name == "sqlite":
+            self.incremental_vacuum = self._check_auto_vacuum()
         self.records = RecordStore(self.engine)
         self.lease = GatewayLease(self.engine)
         self.users = UserStore(self.engine)
@@ -132,11 +161,136 @@ class Store:
             conn.execute(history.insert(), rows)
         return n
 
-    def purge_history(self, older_than: float) -> int:
-        """Delete samples with a source time before ``older_than`` (retention)."""
-        with self.engine.begin() as conn:
-            result = conn.execute(sa.delete(history).where(history.c.time < older_than))
-        return int(result.rowcount or 0)
+    def oldest_history_time(self, since: float | None = None) -> float | None:
+        """The oldest source time in history (one index lookup), ``None`` when empty.
+
+        ``since`` is a time no sample is older than, when the caller knows one: the
+        lookup then starts there, past index entries of rows deleted before it (on
+        PostgreSQL those stay in the index until the next vacuum).
+        """
+        query = sa.select(sa.func.min(history.c.time))
+        if since is not None:
+            query = query.where(history.c.time >= since)
+        with self.engine.connect() as conn:
+            oldest = conn.execute(query).scalar_one()
+        return None if oldest is None else float(oldest)
+
+    def purge_history(
+        self,
+        older_than: float,
+        *,
+        since: float | None = None,
+        chunk: int = PURGE_CHUNK,
+        max_rows: int | None = None,
+    ) -> int:
+        """Delete samples with a source time before ``older_than`` (retention).
+
+        Rows go in transactions of at most about ``chunk`` rows, oldest first, each
+        bounded by the index on ``time`` (the time of the ``chunk``-th oldest row), so
+        a large backlog never becomes one long transaction that locks out alarm
+        writes.  Stops once ``max_rows`` are removed (the rest is left for the next
+        call); returns the number of rows removed.  ``since`` is as for
+        :meth:`oldest_history_time`: rows older than it are not looked at.
+        """
+        if chunk < 1:
+            raise ValueError("chunk must be at least 1")
+        window = [history.c.time < older_than]
+        if since is not None:
+            window.append(history.c.time >= since)
+        removed = 0
+        done = False
+        while not done and (max_rows is None or removed < max_rows):
+            with self.engine.begin() as conn:
+                bound = conn.execute(
+                    sa.select(history.c.time)
+                    .where(*window)
+                    .order_by(history.c.time)
+                    .offset(chunk)
+                    .limit(1)
+                ).scalar_one_or_none()
+                if bound is None:  # at most ``chunk`` rows left to delete
+                    done = True
+                    n = _rowcount(conn.execute(sa.delete(history).where(*window)))
+                else:
+                    n = _rowcount(
+                        conn.execute(sa.delete(history).where(*window, history.c.time < bound))
+                    )
+                    if n == 0:  # more than ``chunk`` rows share the oldest time
+                        n = _rowcount(
+                            conn.execute(sa.delete(history).where(*window, history.c.time <= bound))
+                        )
+            removed += n
+        return removed
+
+    def reclaim_space(self, max_pages: int | None = None) -> int:
+        """Return up to ``max_pages`` (:attr:`reclaim_step`) free pages of a SQLite file
+        to the file system.
+
+        A few free pages (:data:`FREE_SLACK_PAGES`, or 1/32 of the file) stay for the
+        next inserts.  Returns how many free pages beyond that are still left: 0 when
+        there is nothing more to return, and always 0 on PostgreSQL (autovacuum makes
+        deleted rows' space reusable; only ``VACUUM FULL`` returns it, docs/history.md)
+        or on a SQLite file without incremental auto-vacuum.
+        """
+        if not self.incremental_vacuum:
+            return 0
+        with self.engine.connect() as conn:
+            excess = self._free_pages_beyond_slack(conn)
+            if excess <= 0:
+                return 0
+            step = min(excess, self.reclaim_step if max_pages is None else max_pages)
+            # executescript steps the pragma to completion: the sqlite3 module's
+            # execute() steps a statement without result columns once, one page.
+            statement = f"PRAGMA incremental_vacuum({int(step)});"
+            dbapi = conn.connection.driver_connection
+            try:
+                dbapi.executescript(statement)  # type: ignore[union-attr]
+            except sqlite3.OperationalError as exc:  # busy: as SQLAlchemy would say it
+                raise sa.exc.OperationalError(statement, None, exc) from exc
+            return max(0, self._free_pages_beyond_slack(conn))
+
+    @staticmethod
+    def _free_pages_beyond_slack(conn: sa.Connection) -> int:
+        free = int(conn.exec_driver_sql("PRAGMA freelist_count").scalar_one())
+        pages = int(conn.exec_driver_sql("PRAGMA page_count").scalar_one())
+        return free - max(FREE_SLACK_PAGES, pages // 32)
+
+    def _check_auto_vacuum(self) -> bool:
+        """Whether this SQLite file can shrink; converts a small file made before that.
+
+        ``auto_vacuum`` can only change on a file with tables through a ``VACUUM``,
+        which rewrites the whole file (and needs as much free disk): done here for
+        files up to :data:`CONVERT_MAX_BYTES`, left to an operator above that.
+        """
+        with self.engine.connect() as conn:
+            mode = int(conn.exec_driver_sql("PRAGMA auto_vacuum").scalar_one())
+            if mode == 2:
+                return True
+            size = int(conn.exec_driver_sql("PRAGMA page_count").scalar_one()) * int(
+                conn.exec_driver_sql("PRAGMA page_size").scalar_one()
+            )
+            database = self.engine.url.database or ""
+            if size > CONVERT_MAX_BYTES:
+                log.warning(
+                    "%s was created without incremental auto-vacuum: space freed by history "
+                    "retention is reused but the file will not shrink; to change that, stop "
+                    "the gateway and run once: sqlite3 %s 'PRAGMA auto_vacuum=INCREMENTAL; "
+                    "VACUUM;' (needs free disk space of the file's size, %.0f MB)",
+                    database,
+                    database,
+                    size / 1e6,
+                )
+                return False
+            try:
+                dbapi = conn.connection.driver_connection
+                dbapi.executescript("PRAGMA auto_vacuum=INCREMENTAL; VACUUM;")  # type: ignore[union-attr]
+            except sqlite3.Error as exc:  # busy, or out of disk: go on as before
+                log.warning("could not enable incremental auto-vacuum on %s: %s", database, exc)
+                return False
+            mode = int(conn.exec_driver_sql("PRAGMA auto_vacuum").scalar_one())
+        if mode == 2:
+            log.info("%s: incremental auto-vacuum enabled (one VACUUM)", database)
+        return mode == 2
 
     def trend(
         self,
@@ -314,6 +468,10 @@ class Store:
             query = query.where(alarm_journal.c.alarm_id == alarm_id)
         with self.engine.connect() as conn:
             return list(conn.execute(query).all())
+
+
+def _rowcount(result: sa.CursorResult[object]) -> int:
+    return int(result.rowcount or 0)
 
 
 def _nullable(value: float) -> float | None:
