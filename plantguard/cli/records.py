@@ -18,11 +18,11 @@ from typing import Any
 
 from ..host import PluginHost
 from ..records.due import PlanStatus
-from ..records.exchange import DOCUMENTS, RecordImportError, dumps, guess_format, loads
+from ..records.exchange import DOCUMENTS, RecordImportError, dumps, guess_format, read_file
+from ..records.imports import import_items
 from ..records.models import MaintenanceKind, MaintenanceRecord, Measurement, RecordKind
 from ..records.stats import statistics
 from ..records.status import plan_statuses
-from ..store import Store
 from ..store.records import ReferenceError
 from .common import SubParsers, add_db_argument, duration_argument, open_store
 
@@ -296,37 +296,21 @@ def _import(args: argparse.Namespace, host: PluginHost) -> int:
     kind: RecordKind = args.kind
     fmt = guess_format(args.file, args.format)
     try:
-        text = args.file.read_text(encoding="utf-8-sig")
+        data = read_file(args.file)
     except OSError as exc:
         print(f"plantguard: {args.file}: cannot read: {exc.strerror}", file=sys.stderr)
         return 2
+    except RecordImportError as exc:
+        print(f"plantguard: import rejected:\n{exc}", file=sys.stderr)
+        return 2
     with open_store(args.db) as store:
         try:
-            items = loads(
-                kind,
-                text,
-                fmt,
-                str(args.file),
-                known_devices=None
-                if kind == "devices"
-                else [d.id for d in store.records.devices()],
-                known_plans=[p.id for p in store.records.plans()] if kind == "records" else None,
-            )
-            _write(store, kind, items, args.user)
-        except (RecordImportError, ReferenceError) as exc:
+            items = import_items(store, kind, data, fmt, str(args.file), user=args.user)
+        except RecordImportError as exc:
             print(f"plantguard: import rejected:\n{exc}", file=sys.stderr)
             return 2
     print(f"imported {len(items)} {kind} from {args.file}")
     return 0
-
-
-def _write(store: Store, kind: RecordKind, items: Sequence[Any], user: str) -> None:
-    if kind == "devices":
-        store.records.upsert_devices(items, user=user)
-    elif kind == "plans":
-        store.records.upsert_plans(items)
-    else:
-        store.records.add_records(items)
 
 
 def _export(args: argparse.Namespace, host: PluginHost) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -23,13 +24,26 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from ..model import ID_PATTERN, DeviceStatus, PriorityName
+from ..model import EARLIEST_DATE, ID_PATTERN, LATEST_DATE, DeviceStatus, PriorityName
 
 __all__ = [
+    "EARLIEST_DATE",
+    "EARLIEST_TIME",
+    "LATEST_DATE",
+    "LATEST_TIME",
+    "MAX_COUNTS",
+    "MAX_DAYS",
+    "MAX_ENTRIES",
+    "MAX_HOURS",
+    "MAX_MEASUREMENTS",
+    "MAX_METER",
+    "NOTES_LENGTH",
+    "TITLE_LENGTH",
     "DeviceRecord",
     "MaintenanceKind",
     "MaintenancePlan",
@@ -37,49 +51,140 @@ __all__ = [
     "Measurement",
     "RecordResult",
     "Trigger",
+    "max_interval",
+    "notes",
+    "plausible_date",
+    "single_line",
     "utc",
 ]
 
 Identifier = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
 RecordId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-\.:]*$", max_length=100)]
 
+# --- limits (docs/records.md, "Limits") -------------------------------------------------
+#
+# What an import (or a record made from the CLI or OPC UA) may contain.  The text
+# limits are the widths of the store's columns, so that SQLite, which does not
+# enforce them, and PostgreSQL, which does, accept exactly the same records.
+
+#: Dates and times: from the epoch up to (not including) 2200-01-01.  Due dates
+#: computed beyond the end are reported as "not due before 2200-01-01".
+EARLIEST_TIME = dt.datetime.combine(EARLIEST_DATE, dt.time(), tzinfo=dt.UTC)
+LATEST_TIME = dt.datetime.combine(LATEST_DATE, dt.time(), tzinfo=dt.UTC)
+
+#: Longest interval of a plan, per trigger unit: 100 years of days or running
+#: hours; counters up to 10^12 counts.
+MAX_DAYS = 36_525.0
+MAX_HOURS = 876_600.0
+MAX_COUNTS = 1e12
+#: Largest magnitude of a meter reading.
+MAX_METER = 1e15
+#: Lists and mappings inside one item.
+MAX_ENTRIES = 100
+MAX_MEASUREMENTS = 1_000
+
+#: Free text (work done, procedure): line breaks and tabs allowed.
+NOTES_LENGTH = 65_536
+#: Plan titles.
+TITLE_LENGTH = 4_096
+
+# C0 and C1 controls, DEL, lone surrogates and the Unicode line/paragraph separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_CONTROL_IN_NOTES = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def _refuse(pattern: re.Pattern[str], value: str) -> str:
+    if (bad := pattern.search(value)) is not None:
+        char = bad.group()
+        raise ValueError(
+            f"control character U+{ord(char):04X} at position {bad.start() + 1} is not allowed"
+        )
+    return value
+
+
+def single_line(value: str) -> str:
+    """Text of one line: no control characters (NUL, tab, line breaks, escape …)."""
+    return _refuse(_CONTROL, value)
+
+
+def notes(value: str) -> str:
+    """Free text: line breaks and tabs, but no other control characters."""
+    return _refuse(_CONTROL_IN_NOTES, value)
+
+
+Text64 = Annotated[str, Field(max_length=64), AfterValidator(single_line)]
+Text100 = Annotated[str, Field(max_length=100), AfterValidator(single_line)]
+Text200 = Annotated[str, Field(max_length=200), AfterValidator(single_line)]
+Title = Annotated[str, Field(min_length=1, max_length=TITLE_LENGTH), AfterValidator(single_line)]
+Notes = Annotated[str, Field(max_length=NOTES_LENGTH), AfterValidator(notes)]
+#: A name in a list cell of CSV (``name=value; …``): no ``=`` or ``;``.
+EntryName = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^[^=;]+$"), AfterValidator(single_line)
+]
+Unit = Annotated[str, Field(max_length=32, pattern=r"^[^=;]*$"), AfterValidator(single_line)]
+PointRef = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-\.]*$", max_length=130)]
+AlarmRef = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(single_line)]
+
+
+def plausible_date(value: dt.date) -> dt.date:
+    if not EARLIEST_DATE <= value < LATEST_DATE:
+        raise ValueError(
+            f"date {value.isoformat()} is outside {EARLIEST_DATE.isoformat()} .. "
+            f"{(LATEST_DATE - dt.timedelta(days=1)).isoformat()}"
+        )
+    return value
+
 
 def utc(value: dt.datetime) -> dt.datetime:
-    """Times must say their zone: a record read in another plant must mean the same instant."""
+    """Times must say their zone: a record read in another plant must mean the same instant.
+
+    The range is checked before converting, so that no offset can overflow
+    (``0001-01-01T00:00:00+14:00`` is a time before year 1 in UTC).
+    """
     if value.tzinfo is None:
         raise ValueError("a time must include its UTC offset, e.g. 2026-05-01T08:00:00+08:00")
+    if not EARLIEST_TIME <= value < LATEST_TIME:
+        raise ValueError(
+            f"time {value.isoformat()} is outside the supported range: from "
+            f"{EARLIEST_TIME:%Y-%m-%d} up to (not including) {LATEST_TIME:%Y-%m-%d}, UTC"
+        )
     return value.astimezone(dt.UTC)
 
 
 AwareTime = Annotated[dt.datetime, AfterValidator(utc)]
+PlausibleDate = Annotated[dt.date, AfterValidator(plausible_date)]
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", str_strip_whitespace=True, allow_inf_nan=False
+    )
 
 
 class DeviceRecord(_Record):
     """Device basic information, one row per device."""
 
     id: Identifier
-    name: str = ""
-    category: str = "generic"
-    manufacturer: str = ""
-    model: str = ""
-    serial_number: str = ""
-    hardware_version: str = ""
-    firmware_version: str = ""
-    protocol: str = ""
-    address: str = Field("", description="protocol address, e.g. 10.0.0.5:502 unit 1")
-    site: str = ""
-    area: str = ""
-    position: str = ""
-    commissioned: dt.date | None = None
-    responsible: str = ""
+    name: Text200 = ""
+    category: Text64 = "generic"
+    manufacturer: Text200 = ""
+    model: Text200 = ""
+    serial_number: Text200 = ""
+    hardware_version: Text64 = ""
+    firmware_version: Text64 = ""
+    protocol: Text64 = ""
+    address: Text200 = Field("", description="protocol address, e.g. 10.0.0.5:502 unit 1")
+    site: Text64 = ""
+    area: Text64 = ""
+    position: Text200 = ""
+    commissioned: PlausibleDate | None = None
+    responsible: Text200 = ""
     safety_critical: bool = False
     status: DeviceStatus = DeviceStatus.IN_SERVICE
-    rated: dict[str, float] = Field(
-        default_factory=dict, description="rated parameters, e.g. power_kw: 11"
+    rated: dict[EntryName, float] = Field(
+        default_factory=dict,
+        max_length=MAX_ENTRIES,
+        description="rated parameters, e.g. power_kw: 11 (finite numbers)",
     )
 
 
@@ -102,22 +207,57 @@ class Trigger(enum.StrEnum):
         return {"calendar": "d", "runtime": "h", "counter": "", "condition": "d"}[self.value]
 
 
+_MAX_INTERVAL = {
+    Trigger.CALENDAR: (MAX_DAYS, "days"),
+    Trigger.CONDITION: (MAX_DAYS, "days"),
+    Trigger.RUNTIME: (MAX_HOURS, "hours"),
+    Trigger.COUNTER: (MAX_COUNTS, "counts"),
+}
+
+
+def max_interval(trigger: Trigger) -> float:
+    """The longest interval a plan of ``trigger`` may have, in the trigger's unit."""
+    return _MAX_INTERVAL[trigger][0]
+
+
 class MaintenancePlan(_Record):
     """A recurring or condition-based maintenance, inspection or calibration of one device."""
 
     id: RecordId
     device_id: Identifier
     kind: MaintenanceKind = MaintenanceKind.MAINTENANCE
-    title: str = Field(min_length=1)
+    title: Title
     trigger: Trigger
-    interval: float = Field(gt=0, description="days, running hours or counts, by trigger")
+    interval: float = Field(
+        gt=0,
+        le=MAX_COUNTS,
+        description="days, running hours or counts, by trigger; at most 36525 days, "
+        "876600 hours (100 years), 10^12 counts",
+    )
     lead: float = Field(0.0, ge=0, description="warn this much ahead of due, same unit")
-    point: str | None = Field(None, description="running point (runtime) or counter point")
-    alarm: str | None = Field(None, description="alarm id whose activation triggers the plan")
-    start: dt.date | None = Field(None, description="calendar anchor when never done")
+    point: PointRef | None = Field(
+        None, description="running point (runtime) or counter point, a point of the device"
+    )
+    alarm: AlarmRef | None = Field(
+        None, description="alarm id whose activation triggers the plan, an alarm of the device"
+    )
+    start: PlausibleDate | None = Field(None, description="calendar anchor when never done")
     overdue_priority: PriorityName = "medium"
-    procedure: str = ""
+    procedure: Notes = ""
     active: bool = True
+
+    @field_validator("interval")
+    @classmethod
+    def _interval_within_limit(cls, interval: float, info: ValidationInfo) -> float:
+        trigger = info.data.get("trigger")
+        if isinstance(trigger, Trigger):
+            limit, unit = _MAX_INTERVAL[trigger]
+            if interval > limit:
+                raise ValueError(
+                    f"{interval:g} {unit} is longer than a {trigger.value} plan may have "
+                    f"(at most {limit:g} {unit})"
+                )
+        return interval
 
     @model_validator(mode="after")
     def _trigger_fields(self) -> MaintenancePlan:
@@ -132,15 +272,21 @@ class MaintenancePlan(_Record):
 
 
 class Measurement(_Record):
-    name: str = Field(min_length=1, pattern=r"^[^=;]+$")
+    name: EntryName
     value: float
-    unit: str = Field("", pattern=r"^[^=;]*$")
+    unit: Unit = ""
 
 
 class RecordResult(enum.StrEnum):
     COMPLETED = "completed"
     PARTIAL = "partial"
     NOT_DONE = "not_done"
+
+
+#: An entry of ``parts``: one line, no ``;`` (the CSV list separator).
+PartEntry = Annotated[str, Field(max_length=200), AfterValidator(single_line)]
+#: An entry of ``attachments``: a URL or document number.
+AttachmentEntry = Annotated[str, Field(max_length=2_000), AfterValidator(single_line)]
 
 
 class MaintenanceRecord(_Record):
@@ -150,27 +296,40 @@ class MaintenanceRecord(_Record):
     device_id: Identifier
     plan_id: RecordId | None = None
     kind: MaintenanceKind = MaintenanceKind.MAINTENANCE
-    performed_at: AwareTime
-    performer: str = Field(min_length=1)
-    work_done: str = ""
+    performed_at: AwareTime = Field(description="ISO 8601 with UTC offset, 1970 .. 2199")
+    performer: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(single_line)]
+    work_done: Notes = ""
     result: RecordResult = RecordResult.COMPLETED
     passed: bool | None = Field(None, description="inspection verdict; empty for plain work")
-    certificate_number: str = ""
-    measurements: tuple[Measurement, ...] = ()
-    parts: tuple[str, ...] = ()
+    certificate_number: Text100 = ""
+    measurements: tuple[Measurement, ...] = Field((), max_length=MAX_MEASUREMENTS)
+    parts: tuple[PartEntry, ...] = Field((), max_length=MAX_ENTRIES)
     meter_reading: float | None = Field(
-        None, description="running hours or counter value at the time, for meter plans"
+        None,
+        ge=-MAX_METER,
+        le=MAX_METER,
+        description="running hours or counter value at the time, for meter plans",
     )
-    next_due: dt.date | None = Field(None, description="set by the performer; overrides the plan")
-    attachments: tuple[str, ...] = Field((), description="references (URLs, document numbers)")
+    next_due: PlausibleDate | None = Field(
+        None, description="set by the performer; overrides the plan"
+    )
+    attachments: tuple[AttachmentEntry, ...] = Field(
+        (), max_length=MAX_ENTRIES, description="references (URLs, document numbers)"
+    )
 
     @field_validator("parts", "attachments")
     @classmethod
     def _no_separators(cls, items: tuple[str, ...]) -> tuple[str, ...]:
         for item in items:
             if ";" in item or not item.strip():
-                raise ValueError(f"entry {item!r} must be non-empty and contain no ';'")
+                raise ValueError(f"entry {_show(item)} must be non-empty and contain no ';'")
         return items
+
+
+def _show(text: str, width: int = 40) -> str:
+    """``text`` for an error message: quoted, escaped, and cut to ``width`` characters."""
+    shown = repr(text[:width])
+    return shown if len(text) <= width else shown + "…"
 
 
 RecordKind = Literal["devices", "plans", "records"]

@@ -3,11 +3,10 @@ statistics and OPC UA, so they can never disagree."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 
 from ..store import Store
-from .due import PlanStatus, last_done, plan_status
+from .due import PlanStatus, at, last_done, plan_status
 from .meters import plan_meter
 from .models import MaintenancePlan, MaintenanceRecord, Trigger
 
@@ -26,7 +25,7 @@ def plan_statuses(
         if record.plan_id in wanted:
             by_plan.setdefault(record.plan_id, []).append(record)
     alarms = store.load_status()
-    when = dt.datetime.fromtimestamp(now, dt.UTC)
+    when = at(now)  # clamped: no stored or given number can overflow a datetime
     statuses = {}
     for plan in plans:
         records = by_plan.get(plan.id, [])
@@ -37,6 +36,6 @@ def plan_statuses(
         elif plan.trigger is Trigger.CONDITION and plan.alarm:
             alarm = alarms.get(plan.alarm)
             if alarm is not None and alarm.active_since is not None:
-                triggered_at = dt.datetime.fromtimestamp(alarm.active_since, dt.UTC)
+                triggered_at = at(alarm.active_since)
         statuses[plan.id] = plan_status(plan, records, when, meter=meter, triggered_at=triggered_at)
     return statuses

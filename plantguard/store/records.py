@@ -4,19 +4,41 @@ maintenance plans and records.
 Every write of a batch is one transaction: an import either lands whole or not
 at all.  Device information keeps its history: an upsert compares field by
 field and journals each change with the user who made it.
+
+Reading is forgiving where writing is strict: a row outside the limits of the
+models (written by an older PlantGuard, or straight into the database) is read
+as stored, with a warning in the log, so that the gateway and the CLI keep
+working and the due computation (which copes with any value) can flag it; a row
+that cannot be understood at all (an unknown trigger, a time that is not a
+time) is left out, with an error in the log.  Dates and times are read as text
+and parsed here, so a year beyond 9999 or PostgreSQL's ``infinity`` is read as
+the far future instead of failing the whole query.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import json
-from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+import logging
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
+from pydantic import BaseModel, ValidationError
 
-from ..model import Device, Site
-from ..records.models import DeviceRecord, MaintenancePlan, MaintenanceRecord, Measurement
+from ..model import PRIORITY_BY_NAME, Device, DeviceStatus, Site
+from ..records.models import (
+    DeviceRecord,
+    MaintenanceKind,
+    MaintenancePlan,
+    MaintenanceRecord,
+    Measurement,
+    RecordResult,
+    Trigger,
+)
 from .records_schema import (
     connection_events,
     device_changes,
@@ -24,8 +46,18 @@ from .records_schema import (
     maintenance_plans,
     maintenance_records,
 )
+from .schema import alarms, points
 
-__all__ = ["ConnectionEvent", "DeviceChange", "RecordStore", "ReferenceError", "device_record"]
+__all__ = [
+    "ConnectionEvent",
+    "DeviceChange",
+    "RecordStore",
+    "ReferenceError",
+    "References",
+    "device_record",
+]
+
+log = logging.getLogger(__name__)
 
 _CHUNK = 500  # ids per IN (...) clause, well below every backend's parameter limit
 
@@ -34,14 +66,30 @@ class ReferenceError(ValueError):
     """A record names a device or plan that does not exist."""
 
 
+class References(NamedTuple):
+    """What records may refer to, as the store knows it (for checking an import)."""
+
+    devices: set[str]
+    #: plan id → its device
+    plans: dict[str, str]
+    #: point id → its device (points are registered when the gateway runs a site)
+    points: dict[str, str]
+    #: alarm id → its device (alarms are defined when the gateway runs a site)
+    alarms: dict[str, str]
+
+
 def device_record(site: Site, device: Device) -> DeviceRecord:
-    """The basic-information record of a device configured in the site file."""
+    """The basic-information record of a device configured in the site file.
+
+    The site file was validated by its own loader; a field it accepts beyond the
+    limits of an import (a longer name, say) is kept as configured, with a warning.
+    """
     info = device.info
     conn = device.connection
     address = ":".join(str(conn[k]) for k in ("host", "port") if k in conn)
     if "unit" in conn:
         address += f" unit {conn['unit']}"
-    return DeviceRecord(
+    fields: dict[str, Any] = dict(  # noqa: C408 - the field names, as in the model
         id=device.id,
         name=device.name,
         category=device.category,
@@ -61,6 +109,13 @@ def device_record(site: Site, device: Device) -> DeviceRecord:
         status=info.status,
         rated=dict(info.rated),
     )
+    try:
+        return DeviceRecord.model_validate(fields)
+    except ValidationError as exc:
+        log.warning(
+            "device %s of the site file: %s; recorded as configured", device.id, _brief(exc)
+        )
+        return DeviceRecord.model_construct(**fields)
 
 
 class DeviceChange(NamedTuple):
@@ -95,22 +150,11 @@ def _device_row(record: DeviceRecord, now: dt.datetime) -> dict[str, Any]:
     return row
 
 
-def _device_from_row(row: sa.Row[Any]) -> DeviceRecord:
-    data = dict(row._mapping)
-    data.pop("updated_at")
-    data["rated"] = json.loads(data["rated"])
-    return DeviceRecord.model_validate(data)
-
-
 def _plan_row(plan: MaintenancePlan) -> dict[str, Any]:
     row = plan.model_dump(mode="python")
     row["kind"] = plan.kind.value
     row["trigger"] = plan.trigger.value
     return row
-
-
-def _plan_from_row(row: sa.Row[Any]) -> MaintenancePlan:
-    return MaintenancePlan.model_validate(dict(row._mapping))
 
 
 def _record_row(record: MaintenanceRecord) -> dict[str, Any]:
@@ -124,15 +168,175 @@ def _record_row(record: MaintenanceRecord) -> dict[str, Any]:
     return row
 
 
-def _record_from_row(row: sa.Row[Any]) -> MaintenanceRecord:
+# --- reading rows, whatever they hold ---------------------------------------------------------
+
+#: What a stored time beyond Python's range (year > 9999, ``infinity``) is read as.
+FAR_FUTURE = dt.datetime(9999, 12, 30, tzinfo=dt.UTC)
+FAR_PAST = dt.datetime(1, 1, 2, tzinfo=dt.UTC)
+_YEAR = re.compile(r"\s*(-?\d+)-")
+
+_Model = TypeVar("_Model", bound=BaseModel)
+_warned: set[tuple[str, str]] = set()
+
+
+def _stored_time(value: object) -> dt.datetime:
+    """A stored naive-UTC time (read as text) as an aware datetime; clamped, never failing
+    on a year Python cannot hold.  Raises ValueError on text that is no time at all."""
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+    text = str(value).strip()
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return _out_of_range(text, FAR_PAST, FAR_FUTURE)
+    if parsed.tzinfo is not None:
+        try:
+            return parsed.astimezone(dt.UTC)
+        except OverflowError:
+            return FAR_PAST if parsed.year < 2 else FAR_FUTURE
+    return parsed.replace(tzinfo=dt.UTC)
+
+
+def _stored_date(value: object) -> dt.date | None:
+    if value is None or isinstance(value, dt.date):
+        return value
+    text = str(value).strip()
+    try:
+        return dt.date.fromisoformat(text[:10] if len(text) > 10 and text[10] in " T" else text)
+    except ValueError:
+        return _out_of_range(text, FAR_PAST, FAR_FUTURE).date()
+
+
+def _out_of_range(text: str, past: dt.datetime, future: dt.datetime) -> dt.datetime:
+    lowered = text.lower()
+    if lowered == "-infinity" or lowered.endswith(" bc"):
+        return past
+    if lowered == "infinity":
+        return future
+    if (match := _YEAR.match(lowered)) is not None:
+        return past if int(match[1]) < 1 else future
+    raise ValueError(f"not a date or time: {text[:40]!r}")
+
+
+def _stored_json(text: object, default: Any) -> Any:
+    try:
+        return json.loads(str(text))
+    except (ValueError, RecursionError):
+        return default
+
+
+def _stored_float(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return math.nan
+
+
+def _brief(exc: ValidationError) -> str:
+    errors = exc.errors(include_input=False, include_url=False)
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(whole record)"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def _lenient(
+    model: type[_Model], data: dict[str, Any], enums: Mapping[str, type[enum.Enum]]
+) -> _Model | None:
+    """``data`` as ``model``: validated if it passes, else as stored (logged); None if
+    not even its enumerations can be read."""
+    what = f"{model.__name__} {str(data.get('id'))[:100]!r}"
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        if (model.__name__, str(data.get("id"))) not in _warned:
+            _warned.add((model.__name__, str(data.get("id"))))
+            log.warning(
+                "%s in the store is outside the limits: %s; read as stored", what, _brief(exc)
+            )
+    try:
+        for field, kind in enums.items():
+            data[field] = kind(data[field])
+    except (KeyError, ValueError) as exc:
+        log.error("%s in the store cannot be read, left out: %s", what, exc)
+        return None
+    return model.model_construct(**data)
+
+
+def _device_from_row(row: sa.Row[Any]) -> DeviceRecord | None:
     data = dict(row._mapping)
-    data["performed_at"] = _aware(data["performed_at"])
+    data.pop("updated_at", None)
+    try:
+        data["commissioned"] = _stored_date(data["commissioned"])
+    except ValueError:
+        data["commissioned"] = None
+    data["rated"] = _stored_json(data["rated"], {})
+    return _lenient(DeviceRecord, data, {"status": DeviceStatus})
+
+
+def _plan_from_row(row: sa.Row[Any]) -> MaintenancePlan | None:
+    data = dict(row._mapping)
+    try:
+        data["start"] = _stored_date(data["start"])
+    except ValueError:
+        data["start"] = None
+    data["interval"] = _stored_float(data["interval"])
+    data["lead"] = _stored_float(data["lead"])
+    if data["overdue_priority"] not in PRIORITY_BY_NAME:  # the due alarm needs a priority
+        data["overdue_priority"] = "medium"
+    return _lenient(MaintenancePlan, data, {"kind": MaintenanceKind, "trigger": Trigger})
+
+
+def _record_from_row(row: sa.Row[Any]) -> MaintenanceRecord | None:
+    data = dict(row._mapping)
+    try:
+        data["performed_at"] = _stored_time(data["performed_at"])
+    except ValueError as exc:
+        log.error(
+            "maintenance record %r in the store cannot be read, left out: %s", data["id"], exc
+        )
+        return None
+    try:
+        data["next_due"] = _stored_date(data["next_due"])
+    except ValueError:
+        data["next_due"] = None
+    measurements = _stored_json(data["measurements"], [])
     data["measurements"] = tuple(
-        Measurement.model_validate(m) for m in json.loads(data["measurements"])
+        m
+        for m in (
+            _lenient(Measurement, dict(m), {})
+            for m in (measurements if isinstance(measurements, list) else [])
+            if isinstance(m, dict)
+        )
+        if m is not None
     )
-    data["parts"] = tuple(json.loads(data["parts"]))
-    data["attachments"] = tuple(json.loads(data["attachments"]))
-    return MaintenanceRecord.model_validate(data)
+    for field in ("parts", "attachments"):
+        entries = _stored_json(data[field], [])
+        data[field] = tuple(str(e) for e in entries) if isinstance(entries, list) else ()
+    if data["meter_reading"] is not None:
+        data["meter_reading"] = _stored_float(data["meter_reading"])
+    return _lenient(MaintenanceRecord, data, {"kind": MaintenanceKind, "result": RecordResult})
+
+
+#: Date and time columns are read as text (see the module's docstring).
+_TEXT_COLUMNS = {"commissioned", "updated_at", "start", "performed_at", "next_due"}
+
+
+def _select(table: sa.Table) -> sa.Select[Any]:
+    return sa.select(
+        *(
+            sa.cast(column, sa.Text).label(column.name) if column.name in _TEXT_COLUMNS else column
+            for column in table.c
+        )
+    )
+
+
+def _read(conn: sa.Connection, query: sa.Select[Any]) -> sa.Result[Any]:
+    if (
+        conn.dialect.name == "postgresql"
+    ):  # the text of a timestamp is ISO 8601 whatever the server says
+        conn.execute(sa.text("SET LOCAL DateStyle = 'ISO, YMD'"))
+    return conn.execute(query)
 
 
 def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -159,11 +363,12 @@ class RecordStore:
         changes = 0
         with self.engine.begin() as conn:
             ids = [r.id for r in records]
-            existing = {
+            stored = {
                 row.id: _device_from_row(row)
                 for chunk in _chunks(ids)
-                for row in conn.execute(sa.select(devices).where(devices.c.id.in_(chunk)))
+                for row in _read(conn, _select(devices).where(devices.c.id.in_(chunk)))
             }
+            existing = {key: device for key, device in stored.items() if device is not None}
             journal: list[dict[str, Any]] = []
             for record in records:
                 new = record.model_dump(mode="json")
@@ -184,7 +389,7 @@ class RecordStore:
                         }
                     )
                 row = _device_row(record, now)
-                if record.id in existing:
+                if record.id in stored:
                     if new != old:
                         conn.execute(devices.update().where(devices.c.id == record.id).values(row))
                 else:
@@ -200,13 +405,12 @@ class RecordStore:
 
     def devices(self) -> list[DeviceRecord]:
         with self.engine.connect() as conn:
-            return [
-                _device_from_row(r) for r in conn.execute(sa.select(devices).order_by(devices.c.id))
-            ]
+            rows = _read(conn, _select(devices).order_by(devices.c.id))
+            return [d for d in map(_device_from_row, rows) if d is not None]
 
     def device(self, device_id: str) -> DeviceRecord | None:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(devices).where(devices.c.id == device_id)).first()
+            row = _read(conn, _select(devices).where(devices.c.id == device_id)).first()
         return None if row is None else _device_from_row(row)
 
     def device_changes(self, device_id: str) -> list[DeviceChange]:
@@ -258,11 +462,11 @@ class RecordStore:
         return len(plans)
 
     def plans(self, device_id: str | None = None) -> list[MaintenancePlan]:
-        query = sa.select(maintenance_plans).order_by(maintenance_plans.c.id)
+        query = _select(maintenance_plans).order_by(maintenance_plans.c.id)
         if device_id is not None:
             query = query.where(maintenance_plans.c.device_id == device_id)
         with self.engine.connect() as conn:
-            return [_plan_from_row(r) for r in conn.execute(query)]
+            return [p for p in map(_plan_from_row, _read(conn, query)) if p is not None]
 
     def add_records(self, records: Sequence[MaintenanceRecord]) -> int:
         """Insert (or replace, by id) maintenance records, all or nothing."""
@@ -284,7 +488,7 @@ class RecordStore:
     def records(
         self, *, device_id: str | None = None, plan_id: str | None = None
     ) -> list[MaintenanceRecord]:
-        query = sa.select(maintenance_records).order_by(
+        query = _select(maintenance_records).order_by(
             maintenance_records.c.performed_at, maintenance_records.c.id
         )
         if device_id is not None:
@@ -292,13 +496,27 @@ class RecordStore:
         if plan_id is not None:
             query = query.where(maintenance_records.c.plan_id == plan_id)
         with self.engine.connect() as conn:
-            return [_record_from_row(r) for r in conn.execute(query)]
+            return [r for r in map(_record_from_row, _read(conn, query)) if r is not None]
+
+    def references(self) -> References:
+        """Every device, plan, point and alarm id the store knows, with its device."""
+        with self.engine.connect() as conn:
+            return References(
+                devices=set(conn.execute(sa.select(devices.c.id)).scalars()),
+                plans=_pairs(conn, maintenance_plans.c.id, maintenance_plans.c.device_id),
+                points=_pairs(conn, points.c.point_id, points.c.device_id),
+                alarms=_pairs(conn, alarms.c.alarm_id, alarms.c.device_id),
+            )
 
     @staticmethod
     def _check_devices(conn: sa.Connection, device_ids: set[str], what: str) -> None:
         known = set(conn.execute(sa.select(devices.c.id)).scalars())
         if missing := sorted(device_ids - known):
             raise ReferenceError(f"{what}s name unknown devices: {', '.join(missing[:10])}")
+
+
+def _pairs(conn: sa.Connection, key: sa.Column[Any], value: sa.Column[Any]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in conn.execute(sa.select(key, value))}
 
 
 def _text(value: object) -> str | None:
