@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -39,3 +39,28 @@ def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+#: The acting user the records tests import and record as (``--as``).
+ACTOR = "tester"
+_ACTOR_COMMANDS = {("devices", "import"), ("maintenance", "import"), ("maintenance", "record")}
+
+
+def add_actor(target: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give the store at ``target`` an administrator :data:`ACTOR` and its password."""
+    from plantguard.auth import Role, UserRecord, hash_password
+    from plantguard.store import Store
+
+    store = Store(target)
+    try:
+        store.users.put_user(UserRecord(ACTOR, Role.ADMIN, hash_password("actor-pw")))
+    finally:
+        store.close()
+    monkeypatch.setenv("PLANTGUARD_PASSWORD", "actor-pw")
+
+
+def as_actor(argv: Sequence[str]) -> list[str]:
+    """``argv`` with ``--as`` :data:`ACTOR` added to the commands that need an acting user."""
+    if tuple(argv[:2]) in _ACTOR_COMMANDS and "--as" not in argv:
+        return [*argv, "--as", ACTOR]
+    return list(argv)

@@ -23,6 +23,7 @@ from plantguard.cli import main
 from plantguard.kpi import JournalEntry, compute_kpis, parse_duration
 from plantguard.model import AlarmDefinition, Finding, Priority
 from plantguard.store import Store
+from plantguard.store.audit import AuditLog
 
 
 def test_parse_duration() -> None:
@@ -177,13 +178,42 @@ def test_cli_users_add_list_remove(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = str(tmp_path / "users.db")
-    monkeypatch.setenv("PLANTGUARD_PASSWORD", "s3cret")
-    assert run(capsys, "users", "add", "li", "--role", "engineer", "--db", db)[0] == 0
-    assert run(capsys, "users", "list", "--db", db)[1].split() == ["li", "engineer"]
+    # The first administrator of a store needs nobody's word; every change after it does.
+    monkeypatch.setenv("PLANTGUARD_NEW_PASSWORD", "root-pw")
+    assert run(capsys, "users", "add", "root", "--role", "admin", "--db", db)[0] == 0
+    monkeypatch.setenv("PLANTGUARD_NEW_PASSWORD", "s3cret")
+    code, _, err = run(capsys, "users", "add", "li", "--role", "engineer", "--db", db)
+    assert code == 1
+    assert "needs --as NAME (a admin or above)" in err
+    monkeypatch.setenv("PLANTGUARD_PASSWORD", "root-pw")
+    add = ("users", "add", "li", "--role", "engineer", "--db", db, "--as", "root")
+    assert run(capsys, *add)[0] == 0
+    assert run(capsys, "users", "list", "--db", db)[1].split() == [
+        "li",
+        "engineer",
+        "root",
+        "admin",
+    ]
     store = Store(db)
     principal = authenticate(store.users, "li", "s3cret")
     store.close()
     assert principal is not None
     assert principal.role is Role.ENGINEER
-    assert run(capsys, "users", "remove", "li", "--db", db)[0] == 0
-    assert run(capsys, "users", "remove", "li", "--db", db)[0] == 1
+    # An engineer may not manage users; a wrong password is refused.
+    monkeypatch.setenv("PLANTGUARD_PASSWORD", "s3cret")
+    code, _, err = run(capsys, "users", "remove", "root", "--db", db, "--as", "li")
+    assert code == 1
+    assert "li (engineer) may not remove users: it needs the admin role" in err
+    monkeypatch.setenv("PLANTGUARD_PASSWORD", "wrong")
+    assert run(capsys, "users", "remove", "li", "--db", db, "--as", "root")[0] == 1
+    monkeypatch.setenv("PLANTGUARD_PASSWORD", "root-pw")
+    assert run(capsys, "users", "remove", "li", "--db", db, "--as", "root")[0] == 0
+    assert run(capsys, "users", "remove", "li", "--db", db, "--as", "root")[0] == 1
+    store = Store(db)
+    entries = AuditLog(store.engine).entries()
+    store.close()
+    assert [(e.user, e.action, e.target) for e in entries] == [
+        ("(first administrator)", "users.add", "root"),
+        ("root", "users.add", "li"),
+        ("root", "users.remove", "li"),
+    ]

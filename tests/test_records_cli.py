@@ -7,6 +7,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from conftest import ACTOR, add_actor, as_actor
 
 from plantguard.cli import main
 from plantguard.cli.records import SCHEMA_FILES, schema_of
@@ -29,12 +30,14 @@ PLANS_JSON = {
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    return str(tmp_path / "records.db")
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    target = str(tmp_path / "records.db")
+    add_actor(target, monkeypatch)
+    return target
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
+    code = main(as_actor(argv))
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -44,10 +47,7 @@ def test_devices_import_list_show_export(
 ) -> None:
     csv_file = tmp_path / "devices.csv"
     csv_file.write_text(DEVICES_CSV, encoding="utf-8")
-    assert (
-        _run(capsys, "devices", "import", str(csv_file), "--db", db, "--user", "asset-register")[0]
-        == 0
-    )
+    assert _run(capsys, "devices", "import", str(csv_file), "--db", db)[0] == 0
     code, out, _ = _run(capsys, "devices", "list", "--db", db)
     assert code == 0
     assert out.splitlines()[1].split()[:3] == ["pump7", "pump", "in_service"]
@@ -55,7 +55,7 @@ def test_devices_import_list_show_export(
     shown = json.loads(out)
     assert shown["device"]["rated"] == {"power_kw": 11.0, "speed_rpm": 2950.0}
     assert {
-        "user": "asset-register",
+        "user": ACTOR,
         "field": "serial_number",
         "old": None,
         "new": "CP-7",

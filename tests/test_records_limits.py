@@ -21,10 +21,12 @@ from typing import Any
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from conftest import ACTOR, add_actor, as_actor
 
 from plantguard.cli import main
 from plantguard.model import AlarmDefinition, Point
-from plantguard.records.exchange import MAX_FILE_BYTES, MAX_ITEMS
+from plantguard.records.exchange import MAX_FILE_BYTES, MAX_ITEMS, RecordImportError
+from plantguard.records.imports import import_items
 from plantguard.records.status import plan_statuses
 from plantguard.store import Store
 from plantguard.testing import free_tcp_port
@@ -50,7 +52,7 @@ TABLES = ("devices", "device_changes", "maintenance_plans", "maintenance_records
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
+    code = main(as_actor(argv))
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -74,8 +76,14 @@ def _snapshot(target: str) -> dict[str, list[tuple[Any, ...]]]:
 
 
 @pytest.fixture
-def db(store_target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+def db(
+    store_target: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> str:
     """A store the gateway has run with: devices, their points and alarms, three plans, a record."""
+    add_actor(store_target, monkeypatch)
     store = Store(store_target)
     try:
         store.register_points(
@@ -122,15 +130,12 @@ def _rejected(
     path: Path,
     kind: str,
     *expected: str,
-    user: str | None = None,
 ) -> str:
     """Import ``path``; assert it is rejected with ``expected`` and the store is unchanged."""
     before = _snapshot(db)
     command = (
         ["devices", "import"] if kind == "devices" else ["maintenance", "import", "--kind", kind]
     )
-    if user is not None:
-        command += ["--user", user]
     code, out, err = _cli(capsys, *command, str(path), "--db", db)
     assert code == 2, (out, err)
     assert err.startswith("plantguard: import rejected:\n"), err
@@ -239,12 +244,23 @@ def test_text_longer_than_its_column_refused_on_both_stores(
     )
 
 
-def test_user_is_checked(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_acting_user_is_checked(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = _write(tmp_path, "devices.csv", DEVICES_CSV)
-    _rejected(
-        capsys, db, path, "devices", f"{path}: --user: must be 1 to 128 characters", user="u" * 129
-    )
-    _rejected(capsys, db, path, "devices", f"{path}: --user: control character U+000A", user="a\nb")
+    before = _snapshot(db)
+    code, _, err = _cli(capsys, "devices", "import", str(path), "--db", db, "--as", "nobody")
+    assert (code, err.strip()) == (1, "plantguard: wrong user name or password")
+    assert _snapshot(db) == before
+    store = Store(db)
+    try:
+        with pytest.raises(RecordImportError, match="user: must be 1 to 128 characters"):
+            import_items(store, "devices", DEVICES_CSV, "csv", str(path), user="u" * 129)
+        with pytest.raises(RecordImportError, match="user: control character U\\+000A"):
+            import_items(store, "devices", DEVICES_CSV, "csv", str(path), user="a\nb")
+    finally:
+        store.close()
+    assert _snapshot(db) == before
 
 
 def test_file_size_and_item_count_limits(
@@ -378,7 +394,7 @@ def test_the_limits_themselves_are_accepted_on_both_stores(
     device = {"id": "d" * 64, "name": "名" * 200, "category": "c" * 64, "manufacturer": "m" * 200,
               "commissioned": "1970-01-01", "rated": {f"r{i}": 1e308 for i in range(100)}}  # fmt: skip
     path = _write(tmp_path, "devices.json", json.dumps([device]))
-    assert _cli(capsys, "devices", "import", str(path), "--db", db, "--user", "u" * 128)[0] == 0
+    assert _cli(capsys, "devices", "import", str(path), "--db", db)[0] == 0
     plan = {**PLANS[0], "id": "p" * 100, "title": "t" * 4096, "interval": 36_525, "lead": 36_524,
             "start": "2199-12-31", "procedure": "step\n\tone\r\n" * 5_000}  # fmt: skip
     path = _write(tmp_path, "plans.json", json.dumps([plan]))
@@ -527,6 +543,9 @@ def test_stored_rows_beyond_the_limits_do_not_crash_the_maintenance_rule(db: str
 def test_demo_runs_with_rows_beyond_the_limits(tmp_path: Path, db: str) -> None:
     """The finding: ``plantguard demo`` exited 1 before OPC UA listened."""
     _insert(db)
+    store = Store(db)
+    store.users.delete_user(ACTOR)  # the demo runs only on a store with no real users
+    store.close()
     port = free_tcp_port()
     proc = subprocess.run(
         [sys.executable, "-m", "plantguard", "demo", "--db", db, "--duration", "3",

@@ -1,7 +1,10 @@
 """``plantguard devices``, ``maintenance``, ``stats`` and ``schemas``: the device records.
 
 Exports go to standard output unless ``--output FILE`` is given; imports take
-the file as an argument and land whole or not at all.
+the file as an argument and land whole or not at all.  Commands that write
+records name their acting user (``--as``: an engineer for imports, an operator
+for ``maintenance record``), which the device change history and the store's
+audit keep.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..auth import Role
 from ..host import PluginHost
 from ..records.due import PlanStatus
 from ..records.exchange import DOCUMENTS, RecordImportError, dumps, guess_format, read_file
@@ -23,7 +27,9 @@ from ..records.imports import import_items
 from ..records.models import MaintenanceKind, MaintenanceRecord, Measurement, RecordKind
 from ..records.stats import statistics
 from ..records.status import plan_statuses
+from ..store.audit import AuditLog
 from ..store.records import ReferenceError
+from .acting import ActorRefused, acting_principal, add_actor_argument
 from .common import SubParsers, add_db_argument, duration_argument, open_store
 
 __all__ = ["add_commands", "write_schemas"]
@@ -96,8 +102,8 @@ def _common(p: argparse.ArgumentParser, *, json_flag: bool) -> None:
 def _import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", type=Path)
     p.add_argument("--format", choices=["json", "csv"], help="default: from the file name")
-    p.add_argument("--user", default="import", help="who is importing (device change history)")
     add_db_argument(p)
+    add_actor_argument(p, Role.ENGINEER)
 
 
 def _export_args(p: argparse.ArgumentParser) -> None:
@@ -125,6 +131,7 @@ def _record_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--next-due", type=dt.date.fromisoformat)
     p.add_argument("--id", help="record id (default: generated)")
     add_db_argument(p)
+    add_actor_argument(p, Role.OPERATOR)
 
 
 def _aware_time(text: str) -> dt.datetime:
@@ -245,6 +252,11 @@ def _due(args: argparse.Namespace, host: PluginHost) -> int:
 
 def _record(args: argparse.Namespace, host: PluginHost) -> int:
     with open_store(args.db) as store:
+        try:
+            actor = acting_principal(store, args, "record maintenance").name
+        except ActorRefused as exc:
+            print(f"plantguard: {exc}", file=sys.stderr)
+            return 1
         plan = next((p for p in store.records.plans(args.device) if p.id == args.plan), None)
         if args.plan and plan is None:
             print(f"plantguard: no plan {args.plan!r}", file=sys.stderr)
@@ -274,6 +286,9 @@ def _record(args: argparse.Namespace, host: PluginHost) -> int:
         except (ValueError, ReferenceError) as exc:
             print(f"plantguard: record rejected: {exc}", file=sys.stderr)
             return 2
+        AuditLog(store.engine).record(
+            actor, "maintenance.record", record.id, f"{record.device_id} {record.plan_id or ''}"
+        )
     print(
         f"recorded {record.id} for {record.device_id}"
         + (f" (plan {record.plan_id})" if record.plan_id else "")
@@ -305,10 +320,18 @@ def _import(args: argparse.Namespace, host: PluginHost) -> int:
         return 2
     with open_store(args.db) as store:
         try:
-            items = import_items(store, kind, data, fmt, str(args.file), user=args.user)
+            actor = acting_principal(store, args, f"import {kind}").name
+        except ActorRefused as exc:
+            print(f"plantguard: {exc}", file=sys.stderr)
+            return 1
+        try:
+            items = import_items(store, kind, data, fmt, str(args.file), user=actor)
         except RecordImportError as exc:
             print(f"plantguard: import rejected:\n{exc}", file=sys.stderr)
             return 2
+        AuditLog(store.engine).record(
+            actor, f"{kind}.import", str(args.file), f"{len(items)} {kind}"
+        )
     print(f"imported {len(items)} {kind} from {args.file}")
     return 0
 

@@ -8,15 +8,18 @@ import contextlib
 import signal
 import sys
 
+import sqlalchemy as sa
+
 from plantguard_sim import demo_records
 
-from ..auth import DEMO_USERS, ensure_users
+from ..auth import DEMO_USERS, ensure_users, verify_password
 from ..config import LoadedSite, load_site, parse_site
 from ..console import Console
 from ..engine import Engine
 from ..host import PluginHost
 from ..store import Store
 from ..store.lease import LeaseHeld
+from ..store.schema import points as points_table
 from .common import DEMO_DB, SubParsers, add_db_argument, demo_site_text
 
 __all__ = ["add_commands"]
@@ -72,12 +75,42 @@ def serve(
         print(f"plantguard: {exc}; one gateway per database (or schema)", file=sys.stderr)
         return 1
     if demo:  # the demo's users viewer, operator, engineer (password = name); `run` has none
+        refusal = _not_a_demo_store(store, loaded)
+        if refusal:
+            store.close()
+            print(f"plantguard: {db}: {refusal}; give the demo its own --db", file=sys.stderr)
+            return 1
         ensure_users(store.users, DEMO_USERS)
         demo_records.seed(store, loaded.site)
     try:
         return asyncio.run(_serve(loaded, host, store, duration, quiet=quiet, demo=demo))
     finally:
         store.close()
+
+
+def _not_a_demo_store(store: Store, loaded: LoadedSite) -> str | None:
+    """Why ``store`` is not the demo's (None if it is, or is new).
+
+    The demo adds users whose passwords are their names: into a real site's
+    store that would be a door anyone can open.  A store is the demo's when
+    its users are the demo users with the demo passwords and its points are
+    the demo site's.
+    """
+    demo_names = {name for name, _ in DEMO_USERS}
+    users = store.users.list_users()
+    others = sorted(u.name for u in users if u.name not in demo_names)
+    if others:
+        return f"it holds users of a real site ({', '.join(others[:5])})"
+    for user in users:
+        if not verify_password(user.name, user.password_hash):
+            return f"its user {user.name!r} has a password of its own"
+    known = {p.id for p in loaded.site.points}
+    with store.engine.connect() as conn:
+        stored = conn.execute(sa.select(points_table.c.point_id)).scalars().all()
+    foreign = sorted(set(stored) - known)
+    if foreign:
+        return f"it holds another site's points ({', '.join(foreign[:5])})"
+    return None
 
 
 async def _serve(

@@ -1,8 +1,11 @@
 """``plantguard users add|list|remove``: who may act on alarms, and with which role.
 
 ``plantguard run`` starts with no users (only anonymous, read-only sessions), so a
-site's users are created here.  The password is read from ``PLANTGUARD_PASSWORD``
-or prompted for, and only its scrypt hash is stored.
+site's users are created here.  The new password is read from
+``PLANTGUARD_NEW_PASSWORD`` or prompted for twice, and only its scrypt hash is
+stored.  Adding and removing users takes an administrator (``--as NAME``, see
+:mod:`.acting`), except the first administrator of a store that has none; each
+change is in the store's audit with who made it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ import sys
 
 from ..auth import AuthError, Role, UserRecord, hash_password
 from ..host import PluginHost
+from ..store import Store
+from ..store.audit import AuditLog
+from .acting import ActorRefused, acting_principal, add_actor_argument
 from .common import SubParsers, add_db_argument, open_store
 
 __all__ = ["add_commands"]
@@ -26,6 +32,7 @@ def add_commands(sub: SubParsers) -> None:
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=[r.label for r in Role])
     add_db_argument(add)
+    add_actor_argument(add, Role.ADMIN)
     add.set_defaults(func=_add)
     lst = cmds.add_parser("list", help="users and their roles")
     add_db_argument(lst)
@@ -33,23 +40,55 @@ def add_commands(sub: SubParsers) -> None:
     rm = cmds.add_parser("remove", help="delete a user")
     rm.add_argument("name")
     add_db_argument(rm)
+    add_actor_argument(rm, Role.ADMIN)
     rm.set_defaults(func=_remove)
 
 
+def _new_password(name: str) -> str | None:
+    password = os.environ.get("PLANTGUARD_NEW_PASSWORD")
+    if password is not None:
+        return password
+    password = getpass.getpass(f"new password for {name}: ")
+    if getpass.getpass(f"new password for {name} (again): ") != password:
+        print("plantguard: the two passwords differ", file=sys.stderr)
+        return None
+    return password
+
+
+def _actor(store: Store, args: argparse.Namespace, what: str) -> str | None:
+    """The acting administrator's name; the first administrator needs none."""
+    first_admin = (
+        args.users_command == "add"
+        and args.role == Role.ADMIN.label
+        and not any(u.role >= Role.ADMIN for u in store.users.list_users())
+    )
+    if first_admin and not args.actor:
+        return "(first administrator)"
+    try:
+        return acting_principal(store, args, what).name
+    except ActorRefused as exc:
+        print(f"plantguard: {exc}", file=sys.stderr)
+        return None
+
+
 def _add(args: argparse.Namespace, host: PluginHost) -> int:
-    password = os.environ.get("PLANTGUARD_PASSWORD")
-    if password is None:
-        password = getpass.getpass(f"new password for {args.name}: ")
-    if not password:
-        print("plantguard: an empty password is not allowed", file=sys.stderr)
-        return 2
     try:
         role = Role.parse(args.role)
     except AuthError as exc:
         print(f"plantguard: {exc}", file=sys.stderr)
         return 2
     with open_store(args.db) as store:
+        actor = _actor(store, args, "add users")
+        if actor is None:
+            return 1
+        password = _new_password(args.name)
+        if password is None:
+            return 2
+        if not password:
+            print("plantguard: an empty password is not allowed", file=sys.stderr)
+            return 2
         store.users.put_user(UserRecord(args.name, role, hash_password(password)))
+        AuditLog(store.engine).record(actor, "users.add", args.name, f"role {role.label}")
     print(f"user {args.name}: {role.label}")
     return 0
 
@@ -63,8 +102,12 @@ def _list(args: argparse.Namespace, host: PluginHost) -> int:
 
 def _remove(args: argparse.Namespace, host: PluginHost) -> int:
     with open_store(args.db) as store:
+        actor = _actor(store, args, "remove users")
+        if actor is None:
+            return 1
         if not store.users.delete_user(args.name):
             print(f"plantguard: no user {args.name!r}", file=sys.stderr)
             return 1
+        AuditLog(store.engine).record(actor, "users.remove", args.name)
     print(f"user {args.name} removed")
     return 0

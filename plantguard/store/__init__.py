@@ -1,5 +1,6 @@
 """Persistence: SQLite (embedded default) or PostgreSQL, through SQLAlchemy Core."""
 
+from . import audit as _audit  # noqa: F401 - registers the tables
 from . import records_schema as _records_schema  # noqa: F401 - registers the tables
 from .store import Store, Trend, database_url
 
