@@ -94,7 +94,10 @@ class Location:
         if self._lines is None:
             self._lines = {}
             if self.text is not None:
-                node = _compose(self.text)
+                try:
+                    node = _compose(self.text)
+                except yaml.YAMLError:
+                    node = None  # YAML 1.2 that PyYAML (1.1) cannot read: no line numbers
                 if node is not None:
                     _index_lines(node, (), self._lines)
                 self.text = None

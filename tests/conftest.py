@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from plantguard.host import PluginHost
 from plantguard.store import database_url
 
 POSTGRES_ENV = "PLANTGUARD_TEST_POSTGRES_URL"
@@ -39,6 +40,15 @@ def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def host() -> PluginHost:
+    """The installed plugins, loaded and started: what ``check`` and ``run`` validate with."""
+    h = PluginHost()
+    h.load_entry_points()
+    h.start()
+    return h
 
 
 #: The acting user the records tests import and record as (``--as``).
