@@ -8,7 +8,7 @@ PACKAGES := -p plantguard -p plantguard_opcua -p plantguard_modbus -p plantguard
 DEMO_ARGS ?=
 BENCHDATA ?= ../shared/benchdata
 
-.PHONY: venv demo test lint typecheck pytest interop test-ha bench bench-modbus bench-detect bench-rules bench-scale bench-opcua clean
+.PHONY: venv demo test lint typecheck pytest interop test-ha bench bench-modbus bench-detect bench-rules bench-scale bench-opcua bench-login clean
 
 venv: $(VENV)/.installed
 
@@ -39,7 +39,7 @@ interop: venv
 		&& PLANTGUARD_PYTHON=$(abspath $(BIN))/python npm test --silent
 
 # Benchmarks measure speed and detection quality; tests never assert timings.
-bench: bench-modbus bench-detect bench-rules bench-scale bench-opcua
+bench: bench-modbus bench-detect bench-rules bench-scale bench-opcua bench-login
 
 bench-modbus: venv
 	$(BIN)/python bench/modbus_bench.py
@@ -53,6 +53,11 @@ bench-rules: venv
 
 bench-scale: venv
 	$(BIN)/python bench/scale_bench.py --sizes 1000 10000 50000
+
+# Modbus poll gaps while clients guess OPC UA passwords: idle, throttled, locked, and the
+# code before plantguard.throttle, interleaved (~6 min).
+bench-login: venv
+	$(BIN)/python bench/login_attack_bench.py
 
 # PlantGuard's OPC UA server against a plain asyncua server, interleaved (~25 min;
 # OPCUA_BENCH_ARGS=--quick for a short run); then throughput with node-opcua clients,

@@ -18,9 +18,12 @@ Publishers that have no handle on the engine use the process-wide bus::
     from plantguard.events import SecurityEvent, publish
     publish(SecurityEvent("failed_login", source="10.0.0.7", user="bob"))
 
-Event kinds the built-in rules understand (:data:`KINDS`): ``failed_login``,
-``certificate_rejected``, ``write``, ``device_identity``.  ``detail`` carries
-kind-specific fields, documented in ``docs/rules.md``.
+Event kinds the gateway publishes (:data:`KINDS`): ``failed_login``,
+``certificate_rejected``, ``write``, ``device_identity`` (each with a built-in rule),
+and ``login_locked`` (a user name or client address locked out by
+:mod:`plantguard.throttle`; no built-in rule reads it — the attempts refused during
+the lock still arrive as ``failed_login``).  ``detail`` carries kind-specific
+fields, documented in ``docs/rules.md``.
 """
 
 from __future__ import annotations
@@ -41,8 +44,8 @@ __all__ = [
     "publish",
 ]
 
-#: Event kinds with a built-in rule; others are kept and may be read by plugins.
-KINDS: Final = ("failed_login", "certificate_rejected", "write", "device_identity")
+#: Event kinds the gateway publishes; others are kept and may be read by plugins.
+KINDS: Final = ("failed_login", "certificate_rejected", "write", "device_identity", "login_locked")
 
 
 @dataclass(frozen=True, slots=True)

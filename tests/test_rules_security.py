@@ -235,3 +235,19 @@ async def test_engine_runs_site_level_security_rules_from_the_default_bus(
         await engine.scan_once()
         journal = engine.store.journal("security.failed_logins")
         assert any(row.condition == "BURST" for row in journal)
+
+
+def test_failed_logins_count_the_attempts_a_lock_refused() -> None:
+    """A login lock publishes one event a second standing for many refusals."""
+    bus = EventBus()
+    rule = _rule("failed_logins", FailedLoginsConfig(threshold=5, window=60), bus)
+    bus.publish(SecurityEvent("failed_login", source="10.0.0.7", user="bob", time=100.0))
+    bus.publish(
+        SecurityEvent(
+            "failed_login", source="10.0.0.7", user="bob", time=101.0, detail={"count": "40"}
+        )
+    )
+    [f] = rule.evaluate(TABLE, 102.0)
+    assert f.active
+    assert f.value == 41.0
+    assert f.message == "41 failed logins in 60 s from 10.0.0.7 (users: bob)"

@@ -33,28 +33,34 @@ handling in :mod:`.subscriptions`) only.  It uses ``AddressSpace._nodes`` and
 from __future__ import annotations
 
 import contextvars
+import hmac
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from asyncua import ua
+from asyncua.common.utils import ServiceError
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.address_space import AddressSpace
 from asyncua.server.address_space import AttributeValue as AddressSpaceValue
 from asyncua.server.address_space import NodeData as AddressSpaceNode
-from asyncua.server.internal_session import InternalSession
+from asyncua.server.internal_session import InternalSession, SessionState
 from asyncua.server.server import Server
+from asyncua.server.uaprocessor import UaProcessor
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.status_codes import StatusCodes
+from asyncua.ua.ua_binary import struct_from_binary
 
 from plantguard.auth import ANONYMOUS, Principal
-from plantguard.events import SecurityEvent, publish
+from plantguard.throttle import LoginThrottle
 
 from . import nodeids
+from .arguments import ArgumentCheck, base_type_finder
 from .event_filter import SubtypeAwareWhereClause
 from .events import ConditionEvent, numeric_node
+from .limits import ResourceLimits, revise_items, revise_modified, session_items
 from .point_writes import PointWrites
 from .subscriptions import PointSubscriptions
 from .view import SiteView
@@ -104,10 +110,55 @@ class PrincipalUserManager:
     subscribe and call; whether a call may *act* is decided by the alarm manager
     from the principal.  Anonymous sessions are the anonymous principal; a wrong
     name or password is refused (``BadUserAccessDenied``).
+
+    Passwords go through :attr:`throttle` (:mod:`plantguard.throttle`): delays and
+    locks per user name and client address, the scrypt check in a worker thread.
+    asyncua calls ``InternalSession.activate_session`` — and through it
+    :meth:`get_user` — synchronously, so the check cannot wait there: making a
+    manager hooks asyncua's ActivateSession handling (:func:`_hook_activation`), which
+    awaits :meth:`activate` first and answers a refusal itself; :meth:`get_user`
+    then takes the principal already checked.
     """
 
-    def __init__(self, authenticate: Callable[[str, str], Principal | None]) -> None:
+    def __init__(
+        self,
+        authenticate: Callable[[str, str], Principal | None],
+        throttle: LoginThrottle | None = None,
+    ) -> None:
         self._authenticate = authenticate
+        #: Failed-login delays and locks; assign another to change its settings.
+        self.throttle = throttle if throttle is not None else LoginThrottle(service="OPC UA")
+        _hook_activation()
+
+    async def activate(self, processor: Any, header: ua.RequestHeader, body: Any) -> _Checked:
+        """Check the user name token of an ActivateSession request, throttled.
+
+        ``body`` is the request's parameters, unread.  Returns the checked login, or
+        None when there is no password to check (anonymous, certificate, a request
+        asyncua will refuse anyway); raises :class:`_Refused` when refused.
+        """
+        iserver = processor.iserver
+        session = processor.session or iserver.lookup_external_session(header.AuthenticationToken)
+        if not isinstance(session, InternalSession) or session.state == SessionState.Closed:
+            return None
+        try:
+            params = struct_from_binary(ua.ActivateSessionParameters, body)
+            token = params.UserIdentityToken
+            if not isinstance(token, ua.UserNameIdentityToken) or not isinstance(
+                token, iserver.supported_tokens
+            ):
+                return None
+            username, password = iserver.decrypt_user_token(session, token)
+        except Exception:
+            return None  # asyncua refuses the token itself, as before
+        name, secret = str(username or ""), str(password or "")
+        host, port = _peer(processor.name)
+        principal = await self.throttle.attempt(
+            name, host, port, lambda: self._authenticate(name, secret)
+        )
+        if principal is None:
+            raise _Refused
+        return name, secret, principal
 
     def get_user(
         self,
@@ -118,18 +169,98 @@ class PrincipalUserManager:
     ) -> User | None:
         if username is None:
             return _PrincipalUser(role=UserRole.User, name=None, principal=ANONYMOUS)
-        principal = self._authenticate(username, password or "")
-        if principal is None:
-            log.warning("OPC UA login refused for user %r", username)
-            publish(SecurityEvent("failed_login", source="opcua", user=username))
-            return None
+        checked = _checked_login.get()
+        if (
+            checked is not None
+            and checked[0] == username
+            and hmac.compare_digest(checked[1].encode(), (password or "").encode())
+        ):
+            principal: Principal | None = checked[2]
+        else:  # not through ActivateSession's hook: locks still hold, without waiting
+            secret = password or ""
+            principal = self.throttle.attempt_now(
+                username, None, None, lambda: self._authenticate(username, secret)
+            )
+            if principal is None:
+                return None
+        assert principal is not None
         log.info("OPC UA session for user %r (%s)", username, principal.role.label)
         return _PrincipalUser(role=UserRole.User, name=username, principal=principal)
+
+
+#: A login checked by :meth:`PrincipalUserManager.activate`: user, password, principal.
+_Checked = tuple[str, str, Principal] | None
+_checked_login: contextvars.ContextVar[_Checked] = contextvars.ContextVar(
+    "plantguard_opcua_checked_login", default=None
+)
+_ACTIVATE_SESSION = numeric_node(ObjectIds.ActivateSessionRequest_Encoding_DefaultBinary)
+
+
+class _Refused(Exception):
+    """A login refused by the throttle or the password check."""
+
+
+def _peer(name: Any) -> tuple[str | None, int | None]:
+    """Host and port of asyncua's peer name (the transport's ``peername``)."""
+    if isinstance(name, tuple) and len(name) >= 2:
+        return str(name[0]), int(name[1])
+    return (str(name) if name else None), None
+
+
+def _hook_activation() -> None:
+    """Await :meth:`PrincipalUserManager.activate` before asyncua handles an
+    ActivateSession request (asyncua's own handling calls the user manager
+    synchronously, on the event loop).
+
+    Patches ``UaProcessor._process_message`` once; servers without a
+    :class:`PrincipalUserManager` are handled exactly as before.  A refusal is
+    answered here with ``BadUserAccessDenied`` — asyncua would log an ERROR line per
+    refused attempt.
+    """
+    original: Callable[..., Awaitable[Any]] = UaProcessor._process_message
+    if getattr(original, "plantguard_hook", False):
+        return
+
+    async def _process_message(
+        self: Any, typeid: ua.NodeId, header: ua.RequestHeader, seqhdr: Any, body: Any
+    ) -> Any:
+        manager = self.iserver.user_manager
+        if typeid != _ACTIVATE_SESSION or not isinstance(manager, PrincipalUserManager):
+            return await original(self, typeid, header, seqhdr, body)
+        try:
+            checked = await manager.activate(self, header, body.copy())
+        except _Refused:
+            response = ua.ServiceFault()
+            response.ResponseHeader.ServiceResult = _status(StatusCodes.BadUserAccessDenied)
+            self.send_response(header.RequestHandle, seqhdr, response)
+            return True
+        token = _checked_login.set(checked)
+        try:
+            return await original(self, typeid, header, seqhdr, body)
+        finally:
+            _checked_login.reset(token)
+
+    _process_message.plantguard_hook = True  # type: ignore[attr-defined]
+    UaProcessor._process_message = _process_message  # type: ignore[method-assign]
 
 
 class _Session(InternalSession):
     is_subtype: Callable[[ua.NodeId, ua.NodeId], bool]
     point_writes: PointWrites | None = None
+    check_arguments: ArgumentCheck | None = None
+    limits: ResourceLimits = ResourceLimits()
+
+    on_closed: Callable[[], None] | None = None
+
+    async def close_session(self, delete_subs: bool = True) -> None:
+        release, self.on_closed = self.on_closed, None
+        if release is not None:
+            release()
+        await super().close_session(delete_subs)
+
+    def _own_subscriptions(self) -> list[Any]:
+        subscriptions = self.subscription_service.subscriptions.values()
+        return [sub for sub in subscriptions if sub.session_id == self.session_id]
 
     async def write(self, params: ua.WriteParameters) -> list[ua.StatusCode]:
         """Point values go to the engine (role check, device); the rest to asyncua."""
@@ -151,24 +282,38 @@ class _Session(InternalSession):
         return [r if r is not None else ua.StatusCode() for r in results]
 
     async def call(self, params: list[ua.CallMethodRequest]) -> list[ua.CallMethodResult]:
+        """Arguments checked against each method's declaration first (:mod:`.arguments`);
+        the rest run with the session's principal published for the handlers."""
+        check = self.check_arguments
+        refused = [check(request) if check else None for request in params]
+        to_run = [request for request, refusal in zip(params, refused, strict=True) if not refusal]
         principal = getattr(self.user, "principal", ANONYMOUS)
         token = _caller.set(principal)
         try:
-            results: list[ua.CallMethodResult] = await super().call(params)
-            return results
+            ran = iter(await super().call(to_run) if to_run else [])
         finally:
             _caller.reset(token)
+        return [refusal or next(ran) for refusal in refused]
 
     async def create_monitored_items(
         self, params: ua.CreateMonitoredItemsParameters
     ) -> list[ua.MonitoredItemCreateResult]:
-        results: list[ua.MonitoredItemCreateResult] = await super().create_monitored_items(params)
         sub = self.subscription_service.subscriptions.get(params.SubscriptionId)
         if sub is None:
-            return results
+            return list(await super().create_monitored_items(params))
+        requests = list(params.ItemsToCreate)
+        refusals = revise_items(requests, session_items(self._own_subscriptions()), self.limits)
+        params.ItemsToCreate = [r for r, no in zip(requests, refusals, strict=True) if no is None]
+        created = iter(await super().create_monitored_items(params))
+        results = [
+            next(created)
+            if code is None
+            else ua.MonitoredItemCreateResult(StatusCode=_status(code))
+            for code in refusals
+        ]
         is_subtype = self.is_subtype
         aspace = self.aspace
-        for request, result in zip(params.ItemsToCreate, results, strict=False):
+        for request, result in zip(requests, results, strict=True):
             mdata = sub.monitored_item_srv._monitored_items.get(result.MonitoredItemId)
             if mdata is None:
                 continue
@@ -178,11 +323,6 @@ class _Session(InternalSession):
                 )
             # asyncua keeps neither; point subscriptions honour both.
             mdata.discard_oldest = request.RequestedParameters.DiscardOldest  # type: ignore[attr-defined]
-            is_data = request.ItemToMonitor.AttributeId != AttributeIds.EventNotifier
-            if is_data and request.RequestedParameters.QueueSize == 0:
-                # Part 4 §5.12.1.5: a data item asking for 0 gets a queue of one
-                # (asyncua gives it the server's maximum).
-                mdata.queue_size = result.RevisedQueueSize = 1
             if isinstance(aspace, ViewAddressSpace):
                 mdata.percent_deadband_span = aspace.range_span(  # type: ignore[attr-defined]
                     request.ItemToMonitor.NodeId
@@ -207,6 +347,14 @@ class _Session(InternalSession):
     async def modify_monitored_items(
         self, params: ua.ModifyMonitoredItemsParameters
     ) -> list[ua.MonitoredItemModifyResult]:
+        sub = self.subscription_service.subscriptions.get(params.SubscriptionId)
+        if sub is not None:
+            revise_modified(
+                params.ItemsToModify,
+                sub.monitored_item_srv._monitored_items,
+                session_items(self._own_subscriptions()),
+                self.limits,
+            )
         results: list[ua.MonitoredItemModifyResult] = await super().modify_monitored_items(params)
         if isinstance(self.aspace, ViewAddressSpace):
             self.aspace.items_changed()
@@ -279,19 +427,44 @@ def install(
     server: Server,
     authenticate: Callable[[str, str], Principal | None],
     point_writes: PointWrites | None = None,
+    limits: ResourceLimits | None = None,
+    throttle: LoginThrottle | None = None,
 ) -> None:
     """Make ``server`` create PlantGuard sessions and authenticate with PlantGuard users.
 
-    ``point_writes`` sends client writes of point values to the engine.
+    ``point_writes`` sends client writes of point values to the engine;
+    ``limits`` bound what each client may hold (:mod:`.limits`); ``throttle``
+    slows down and locks out password guessing (:mod:`plantguard.throttle`).
     Call after ``server.init()`` and before ``server.start()``.
     """
     iserver = server.iserver
-    iserver.user_manager = PrincipalUserManager(authenticate)  # type: ignore[assignment]
+    iserver.user_manager = PrincipalUserManager(  # type: ignore[assignment]
+        authenticate, throttle
+    )
     is_subtype = subtype_checker(iserver)
+    limits = limits or ResourceLimits()
+    iserver.max_monitored_item_queue_size = max(limits.max_queue_size, limits.max_event_queue_size)
+    iserver.max_unacked_messages_per_subscription = limits.max_unacknowledged
+    per_client: dict[str, int] = {}
+
+    def lookup(node_id: ua.NodeId) -> Any:
+        return iserver.aspace.get(node_id)  # the view's, once installed
+
+    check_arguments = ArgumentCheck(lookup, base_type_finder(lookup))
 
     def create_session(
         name: str, user: User = _ANONYMOUS_USER, external: bool = False
     ) -> InternalSession:
+        client = _client_host(name)
+        if external:
+            if per_client.get(client, 0) >= limits.max_sessions_per_client:
+                log.warning(
+                    "OPC UA session refused for %s: it holds %d sessions already",
+                    client,
+                    limits.max_sessions_per_client,
+                )
+                raise ServiceError(StatusCodes.BadTooManySessions)
+            per_client[client] = per_client.get(client, 0) + 1
         session = _Session(
             iserver,
             iserver.aspace,
@@ -302,9 +475,26 @@ def install(
         )
         session.is_subtype = is_subtype
         session.point_writes = point_writes
+        session.check_arguments = check_arguments
+        session.limits = limits
+        if external:
+            session.on_closed = lambda: _release(per_client, client)
         return session
 
     iserver.create_session = create_session  # type: ignore[method-assign]
+
+
+def _client_host(name: Any) -> str:
+    """The host part of a session's name (asyncua names external sessions by peer)."""
+    return str(name[0]) if isinstance(name, tuple) and name else str(name)
+
+
+def _release(per_client: dict[str, int], client: str) -> None:
+    left = per_client.get(client, 0) - 1
+    if left > 0:
+        per_client[client] = left
+    else:
+        per_client.pop(client, None)
 
 
 class _LatestOnly:

@@ -40,6 +40,7 @@ _S = StatusCodes
 STATUS_OF_ERROR: dict[type[alarms.AlarmError], int] = {
     alarms.UnknownAlarm: _S.BadNodeIdUnknown,
     alarms.AccessDenied: _S.BadUserAccessDenied,
+    alarms.InvalidComment: _S.BadInvalidArgument,
     alarms.AlreadyAcknowledged: _S.BadConditionBranchAlreadyAcked,
     alarms.AlreadyConfirmed: _S.BadConditionBranchAlreadyConfirmed,
     alarms.NotAcknowledged: _S.BadInvalidState,

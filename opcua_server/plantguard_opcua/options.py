@@ -6,10 +6,41 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["SECURE_DEFAULT", "OpcUaOptions", "SecurityMode"]
+from plantguard.throttle import ThrottleSettings
+
+from .limits import ResourceLimits
+
+__all__ = ["SECURE_DEFAULT", "LoginThrottleOptions", "OpcUaOptions", "SecurityMode"]
 
 SecurityMode = Literal["none", "sign", "sign_and_encrypt"]
 SECURE_DEFAULT: tuple[SecurityMode, ...] = ("sign_and_encrypt",)
+
+
+class LoginThrottleOptions(BaseModel):
+    """When wrong passwords are slowed down and locked out (:mod:`plantguard.throttle`),
+    counted per user name and per client address."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    delay_after: int = Field(
+        5, ge=1, description="failures of a user or address before each attempt is delayed"
+    )
+    lock_after: int = Field(20, ge=1, description="failures of a user or address that lock it out")
+    lock_seconds: float = Field(
+        900.0, gt=0, description="how long a lock refuses every attempt, unchecked"
+    )
+    window: float = Field(
+        900.0, gt=0, description="seconds without a failure after which failures are forgotten"
+    )
+
+    def settings(self) -> ThrottleSettings:
+        """The throttle's settings (delays: 0.5 s doubling up to 4 s)."""
+        return ThrottleSettings(
+            delay_after=self.delay_after,
+            lock_after=self.lock_after,
+            lock_seconds=self.lock_seconds,
+            window=self.window,
+        )
 
 
 class OpcUaOptions(BaseModel):
@@ -35,6 +66,13 @@ class OpcUaOptions(BaseModel):
     pki_dir: str = Field("pki", description="server certificate, trusted/ and rejected/ clients")
     trust_all_clients: bool = Field(
         False, description="accept any client certificate (demo only): no trust list"
+    )
+    login_throttle: LoginThrottleOptions = Field(
+        default_factory=LoginThrottleOptions,
+        description="delays and locks after failed logins, per user name and client address",
+    )
+    limits: ResourceLimits = Field(
+        default_factory=ResourceLimits, description="what one client may hold (sessions, queues)"
     )
 
     @field_validator("security")

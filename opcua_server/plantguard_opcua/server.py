@@ -18,6 +18,7 @@ from asyncua.server.server import Server
 
 from plantguard import __version__
 from plantguard.services import EngineView, Service
+from plantguard.throttle import LoginThrottle
 
 from . import compat
 from .address_space import build_address_space
@@ -103,7 +104,13 @@ class OpcUaService(Service):
             link_methods(server, conditions, alarms)
             self.build_seconds = time.perf_counter() - began
             writes = PointWrites(view, engine.table, engine.write_point)
-            compat.install(server, alarms.authenticate, writes)
+            compat.install(
+                server,
+                alarms.authenticate,
+                writes,
+                opts.limits,
+                LoginThrottle(opts.login_throttle.settings()),
+            )
             if engine.store is not None:
                 await install_history(
                     server,

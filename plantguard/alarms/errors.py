@@ -6,6 +6,7 @@ Each refusal has its own class so that every client maps it to its own vocabular
     AlarmError
     ├── UnknownAlarm                  no alarm with that id
     ├── AccessDenied                  the user's role does not allow the action
+    ├── InvalidComment                too long, or with control characters
     └── InvalidTransition             the action does not apply to the alarm's state
         ├── AlreadyAcknowledged       nothing to acknowledge
         ├── NotAcknowledged           confirm or reset before acknowledging
@@ -29,6 +30,7 @@ __all__ = [
     "AlreadyConfirmed",
     "AlreadyOutOfService",
     "AlreadyShelved",
+    "InvalidComment",
     "InvalidTransition",
     "NotAcknowledged",
     "NotLatched",
@@ -48,6 +50,10 @@ class UnknownAlarm(AlarmError):
 
 
 class AccessDenied(AlarmError):
+    pass
+
+
+class InvalidComment(AlarmError):
     pass
 
 

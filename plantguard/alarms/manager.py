@@ -15,6 +15,7 @@ transition, journals user, time and comment, and then publishes it.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
@@ -199,6 +200,7 @@ class AlarmManager:
         :class:`~.errors.InvalidTransition`; nothing is journalled then.
         """
         old = self._status_of(alarm_id)
+        _check_comment(comment)
         if action not in OPERATOR_ACTIONS:
             raise errors.InvalidTransition(f"{action.value} is not an operator action")
         if not principal.may(action.required_role):
@@ -355,3 +357,20 @@ def _transition(
         comment=comment,
         status=new,
     )
+
+
+#: Longest operator comment journalled, in characters (OPC UA, Home Assistant, CLI alike).
+MAX_COMMENT = 4096
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _check_comment(comment: str) -> None:
+    if len(comment) > MAX_COMMENT:
+        raise errors.InvalidComment(
+            f"comment of {len(comment):,} characters; the limit is {MAX_COMMENT:,}"
+        )
+    bad = _CONTROL.search(comment)
+    if bad is not None:
+        raise errors.InvalidComment(
+            f"comment holds control character U+{ord(bad.group()):04X} at {bad.start()}"
+        )

@@ -142,7 +142,9 @@ class FailedLoginsRule(Rule):
         self._reader = reader
         self._alarms = _Alarms()
         self._alarms.add(self.ID, site.id, "", "failed_logins", cfg.priority)
-        self._times: dict[str, deque[float]] = defaultdict(deque)
+        #: Per source: (time, attempts) of each event; one event may stand for many
+        #: attempts refused by a login lock (``detail["count"]``).
+        self._times: dict[str, deque[tuple[float, int]]] = defaultdict(deque)
         self._users: dict[str, set[str]] = defaultdict(set)
 
     def alarms(self) -> Sequence[AlarmDefinition]:
@@ -151,18 +153,21 @@ class FailedLoginsRule(Rule):
     def evaluate(self, table: ValueTable, now: float) -> Sequence[Finding]:
         for e in self._reader.drain():
             if e.kind == "failed_login":
-                self._times[e.source or "?"].append(e.time)
+                count = str(e.detail.get("count", "1"))
+                attempts = int(count) if count.isdigit() and int(count) > 0 else 1
+                self._times[e.source or "?"].append((e.time, attempts))
                 if e.user:
                     self._users[e.source or "?"].add(e.user)
         cut = now - self._cfg.window
         for source in list(self._times):
             times = self._times[source]
-            while times and times[0] < cut:
+            while times and times[0][0] < cut:
                 times.popleft()
             if not times:
                 del self._times[source]
                 self._users.pop(source, None)
-        bursts = {s: len(t) for s, t in self._times.items() if len(t) >= self._cfg.threshold}
+        counts = {s: sum(n for _, n in t) for s, t in self._times.items()}
+        bursts = {s: n for s, n in counts.items() if n >= self._cfg.threshold}
         if not bursts:
             return _keep(
                 [self._alarms.set(self.ID, False, "", "failed logins back to normal", now)]
