@@ -146,3 +146,20 @@ def test_exported_documents_validate_against_the_published_schema(
         jsonschema.validate(
             {"format": "plantguard/devices", "items": [{"id": "1bad"}]}, schema_of("devices")
         )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--since", "1000000d"), "duration must be positive and at most 100 years"),
+        (("--until", "9999-12-31T23:59:59-14:00"), "is outside 1970-2199"),
+        (("--until", "0001-01-01T00:00:00+14:00"), "is outside 1970-2199"),
+    ],
+)
+def test_stats_refuses_periods_outside_the_calendar(
+    db: str, capsys: pytest.CaptureFixture[str], argv: tuple[str, str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["stats", "--db", db, *argv])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err

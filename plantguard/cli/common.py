@@ -74,6 +74,9 @@ def demo_site_text(*, opcua_port: int, modbus_port: int, db: str, scenario: str)
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
+_LONGEST = 100 * 365.25 * 86_400.0
+
+
 def duration_argument(text: str) -> float:
     """An argparse type for ``--since 30d``: :func:`plantguard.kpi.parse_duration`,
     with its error turned into argparse's usage error."""
@@ -81,6 +84,8 @@ def duration_argument(text: str) -> float:
         value = parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"duration must be positive, got {text!r}")
+    if not 0 < value <= _LONGEST:
+        raise argparse.ArgumentTypeError(
+            f"duration must be positive and at most 100 years, got {text!r}"
+        )
     return value

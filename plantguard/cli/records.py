@@ -24,7 +24,14 @@ from ..host import PluginHost
 from ..records.due import PlanStatus
 from ..records.exchange import DOCUMENTS, RecordImportError, dumps, guess_format, read_file
 from ..records.imports import import_items
-from ..records.models import MaintenanceKind, MaintenanceRecord, Measurement, RecordKind
+from ..records.models import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    MaintenanceKind,
+    MaintenanceRecord,
+    Measurement,
+    RecordKind,
+)
 from ..records.stats import statistics
 from ..records.status import plan_statuses
 from ..store.audit import AuditLog
@@ -139,7 +146,10 @@ def _aware_time(text: str) -> dt.datetime:
         value = dt.datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
-    return value if value.tzinfo else value.astimezone()  # local time if no offset given
+    value = value if value.tzinfo else value.astimezone()  # local time if no offset given
+    if not EARLIEST_TIME <= value < LATEST_TIME:
+        raise argparse.ArgumentTypeError(f"{text!r} is outside 1970-2199")
+    return value
 
 
 # --- devices ----------------------------------------------------------------------------
