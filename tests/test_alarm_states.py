@@ -319,3 +319,70 @@ async def test_every_state_and_shelve_survives_a_restart(h: Harness) -> None:
     [t] = await again.m.tick(3604)
     assert (t.alarm_id, t.action) == ("u.temp.limit", "unshelve")
     again.store.close()
+
+
+async def _hide(h: Harness, a: str, hide: str, t: float) -> None:
+    if hide == "shelve":
+        await h.act(Action.SHELVE, a, ENGINEER, t=t, duration=100)
+    elif hide == "out_of_service":
+        await h.act(Action.REMOVE_FROM_SERVICE, a, ENGINEER, t=t)
+    else:  # suppressed by design: its device goes under maintenance
+        h.m.set_maintenance(["t"])
+        await h.m.tick(t)
+
+
+async def _show(h: Harness, a: str, hide: str, t: float) -> None:
+    if hide == "shelve":
+        await h.act(Action.UNSHELVE, a, ENGINEER, t=t)
+    elif hide == "out_of_service":
+        await h.act(Action.RETURN_TO_SERVICE, a, ENGINEER, t=t)
+    else:
+        h.m.set_maintenance([])
+        await h.m.tick(t)
+
+
+async def _confirmed_then_hidden_occurrence(h: Harness, hide: str) -> str:
+    """An alarm acknowledged, cleared (and confirmed where asked), then active again while
+    hidden by ``hide`` and shown again."""
+    a = "t.level.limit"
+    await h.find(on(a, 1))
+    await h.act(Action.ACKNOWLEDGE, a, t=2)
+    await h.find(off(a, 3))
+    if h.m.policy.confirm_required:
+        await h.act(Action.CONFIRM, a, t=4)
+    assert h.m.status[a].confirmed is True
+    await _hide(h, a, hide, 5)
+    await h.find(on(a, 6))  # nobody is told: it is hidden
+    assert h.m.status[a].available is False
+    await _show(h, a, hide, 7)
+    return a
+
+
+HIDE = ["shelve", "out_of_service", "suppression"]
+
+
+@pytest.mark.parametrize("hide", HIDE)
+async def test_an_alarm_annunciated_again_needs_a_new_confirmation(
+    h: Harness, hide: str
+) -> None:
+    a = await _confirmed_then_hidden_occurrence(h, hide)
+    st = h.m.status[a]
+    assert (st.state, st.confirmed, st.retain) == (S.UNACK, False, True)
+    await h.act(Action.ACKNOWLEDGE, a, t=8)
+    await h.find(off(a, 9))
+    assert h.m.status[a].retain is True  # acknowledged and cleared, still to be confirmed
+    await h.act(Action.CONFIRM, a, t=10)
+    assert (h.state(a), h.m.status[a].retain) == (S.NORMAL, False)
+
+
+@pytest.mark.parametrize("hide", HIDE)
+async def test_without_confirmation_in_the_policy_none_is_asked(
+    tmp_path: Path, hide: str
+) -> None:
+    h = Harness(tmp_path / "b.db", AlarmPolicy(confirm_required=False))
+    try:
+        a = await _confirmed_then_hidden_occurrence(h, hide)
+        st = h.m.status[a]
+        assert (st.state, st.confirmed) == (S.UNACK, True)
+    finally:
+        h.store.close()

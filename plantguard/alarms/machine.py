@@ -79,14 +79,16 @@ def _made_available(new: AlarmStatus, policy: AlarmPolicy) -> AlarmStatus:
 
     ISA-18.2: the alarm returns to normal if its process is normal, otherwise it
     is annunciated again as unacknowledged — unless the operator acknowledged it.
+    An alarm annunciated again is an occurrence the operator has not seen, so
+    where the policy asks for confirmation it needs a new one, exactly as when it
+    activates while annunciated (:func:`_activated`; OPC UA Part 9 §5.7.3: Confirmed
+    goes False with Acked).  An acknowledged alarm was seen: its confirmation stands.
     """
     if not new.process_active:
         return replace(new, state=_S.NORMAL, active_since=None)
     if new.state is _S.ACKED:
         return new
-    return replace(
-        new, state=_S.UNACK, confirmed=False if new.confirmed is False else new.confirmed
-    )
+    return replace(new, state=_S.UNACK, confirmed=new.confirmed and not policy.confirm_required)
 
 
 def set_suppressed(
