@@ -1,6 +1,6 @@
 """The security event feed: what the protocol side saw, for the security rules to judge.
 
-Security detections are rules like any other (DESIGN.md), but their inputs are
+Security detections are rules like any other (docs/rules.md), but their inputs are
 not point values: a client failed to log in to the OPC UA server, a certificate
 was rejected, someone wrote to a point, a device reported a different serial
 number or firmware.  The parts that see these things (the OPC UA server, the

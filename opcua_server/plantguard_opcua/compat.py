@@ -1,6 +1,6 @@
 """Everything PlantGuard needs from asyncua's server internals, in one module.
 
-asyncua 2.1 lacks three things Alarms & Conditions need (DESIGN.md lists them):
+asyncua 2.1 lacks three things Alarms & Conditions need (docs/opcua.md lists them):
 
 1. **The calling session's user in method callbacks.**  Sessions are created by
    ``InternalServer.create_session``; :func:`install` makes that create a

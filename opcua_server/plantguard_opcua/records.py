@@ -42,7 +42,7 @@ from plantguard.records.models import MaintenanceKind, MaintenanceRecord
 from plantguard.records.stats import Statistics, statistics
 from plantguard.records.status import plan_statuses
 from plantguard.store import Store
-from plantguard.store.records import ReferenceError
+from plantguard.store.records import UnknownReference
 
 from . import compat, nodeids
 from .nodeids import device_path, site_path
@@ -295,7 +295,7 @@ class RecordsPublisher:
                 certificate_number=certificate,
             )
             await asyncio.to_thread(self._store.records.add_records, [record])
-        except (ValueError, ReferenceError) as exc:
+        except (ValueError, UnknownReference) as exc:
             raise _MethodError(StatusCodes.BadInvalidArgument, str(exc)) from exc
         log.info("maintenance %s recorded on %s by %s", record.id, device_id, principal.name)
         await self.refresh()

@@ -35,7 +35,7 @@ from ..records.models import (
 from ..records.stats import statistics
 from ..records.status import plan_statuses
 from ..store.audit import AuditLog
-from ..store.records import ReferenceError
+from ..store.records import UnknownReference
 from .acting import ActorRefused, acting_principal, add_actor_argument
 from .common import SubParsers, add_db_argument, duration_argument, open_store
 
@@ -293,7 +293,7 @@ def _record(args: argparse.Namespace, host: PluginHost) -> int:
                 attachments=tuple(args.attachment),
             )
             store.records.add_records([record])
-        except (ValueError, ReferenceError) as exc:
+        except (ValueError, UnknownReference) as exc:
             print(f"plantguard: record rejected: {exc}", file=sys.stderr)
             return 2
         AuditLog(store.engine).record(

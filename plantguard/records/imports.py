@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..store import Store
-from ..store.records import ReferenceError
+from ..store.records import UnknownReference
 from .exchange import (
     FileFormat,
     ImportIssue,
@@ -83,7 +83,7 @@ def import_items(
             store.records.upsert_plans(items)
         else:
             store.records.add_records(items)
-    except ReferenceError as exc:  # changed by someone else since the check
+    except UnknownReference as exc:  # changed by someone else since the check
         raise RecordImportError(source, [ImportIssue("file", "", str(exc))]) from None
     except (sa.exc.DataError, sa.exc.IntegrityError) as exc:  # a limit the models missed
         reason = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__

@@ -52,8 +52,8 @@ __all__ = [
     "ConnectionEvent",
     "DeviceChange",
     "RecordStore",
-    "ReferenceError",
     "References",
+    "UnknownReference",
     "device_record",
 ]
 
@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 _CHUNK = 500  # ids per IN (...) clause, well below every backend's parameter limit
 
 
-class ReferenceError(ValueError):
+class UnknownReference(ValueError):
     """A record names a device or plan that does not exist."""
 
 
@@ -475,7 +475,7 @@ class RecordStore:
             plan_ids = {r.plan_id for r in records if r.plan_id is not None}
             known = set(conn.execute(sa.select(maintenance_plans.c.id)).scalars())
             if missing := sorted(plan_ids - known):
-                raise ReferenceError(f"records name unknown plans: {', '.join(missing[:10])}")
+                raise UnknownReference(f"records name unknown plans: {', '.join(missing[:10])}")
             ids = [r.id for r in records]
             for chunk in _chunks(ids):
                 conn.execute(
@@ -512,7 +512,7 @@ class RecordStore:
     def _check_devices(conn: sa.Connection, device_ids: set[str], what: str) -> None:
         known = set(conn.execute(sa.select(devices.c.id)).scalars())
         if missing := sorted(device_ids - known):
-            raise ReferenceError(f"{what}s name unknown devices: {', '.join(missing[:10])}")
+            raise UnknownReference(f"{what}s name unknown devices: {', '.join(missing[:10])}")
 
 
 def _pairs(conn: sa.Connection, key: sa.Column[Any], value: sa.Column[Any]) -> dict[str, str]:

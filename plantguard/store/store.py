@@ -8,7 +8,7 @@ no transaction holds the database for long; on SQLite the freed pages go back to
 the file system in bounded steps (incremental auto-vacuum, docs/history.md).
 
 History goes in through Core ``executemany`` inserts of whole batches and comes
-out as numpy arrays: ORM objects on that path cost 10× (DESIGN.md).  Alarm
+out as numpy arrays: ORM objects on that path cost 10× (measured when the store was built).  Alarm
 transitions are written in one transaction each time the alarm manager commits,
 before anyone is told, so an acknowledged alarm survives a crash.
 """
