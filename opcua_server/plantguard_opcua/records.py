@@ -39,7 +39,7 @@ from plantguard.auth import Role
 from plantguard.model import Device, Site
 from plantguard.records.due import DueState, PlanStatus
 from plantguard.records.models import MaintenanceKind, MaintenanceRecord
-from plantguard.records.stats import Statistics, statistics
+from plantguard.records.stats import DeviceAvailability, Statistics, statistics
 from plantguard.records.status import plan_statuses
 from plantguard.store import Store
 from plantguard.store.records import UnknownReference
@@ -314,98 +314,37 @@ class RecordsPublisher:
         return statuses, statistics(self._store, now - STATISTICS_PERIOD, now, statuses)
 
     async def _write_all(self, statuses: dict[str, PlanStatus], stats: Statistics) -> None:
-        writes: list[tuple[ua.NodeId, ua.Variant | None]] = []
         by_device: dict[str, list[PlanStatus]] = {}
         for status in statuses.values():
             by_device.setdefault(status.plan.device_id, []).append(status)
         availability = {a.device_id: a for a in stats.availability}
+        writes: list[_Write] = []
         for device_id, nodes in self._devices.items():
             mine = by_device.get(device_id, [])
-            due_times = [s.due_at for s in mine if s.due_at is not None]
-            done_times = [s.last_done for s in mine if s.last_done is not None]
-            m = nodes.maintenance
-            writes += [
-                (
-                    m["NextDue"],
-                    _time(min(due_times) if due_times else None),
-                ),
-                (
-                    m["LastDone"],
-                    _time(max(done_times) if done_times else None),
-                ),
-                (
-                    m["Overdue"],
-                    ua.Variant(
-                        any(s.state is DueState.OVERDUE for s in mine), ua.VariantType.Boolean
-                    ),
-                ),
-                (
-                    m["DueSoon"],
-                    ua.Variant(
-                        any(s.state is DueState.DUE_SOON for s in mine), ua.VariantType.Boolean
-                    ),
-                ),
-                (m["PlansDue"], ua.Variant(sum(s.is_due for s in mine), ua.VariantType.UInt32)),
-            ]
+            writes += _device_maintenance(nodes.maintenance, mine)
             for status in mine:
                 plan_nodes = nodes.plans.get(status.plan.id)
-                if plan_nodes is None:
-                    continue  # plan added after start: shown after the next restart
-                writes += [
-                    (plan_nodes["Title"], ua.Variant(status.plan.title, ua.VariantType.String)),
-                    (plan_nodes["Kind"], ua.Variant(status.plan.kind.value, ua.VariantType.String)),
-                    (plan_nodes["State"], ua.Variant(status.state.value, ua.VariantType.String)),
-                    (plan_nodes["DueAt"], _time(status.due_at)),
-                    (
-                        plan_nodes["Remaining"],
-                        ua.Variant(_number(status.remaining), ua.VariantType.Double),
-                    ),
-                    (
-                        plan_nodes["Unit"],
-                        ua.Variant(status.plan.trigger.unit, ua.VariantType.String),
-                    ),
-                ]
-            a = availability.get(device_id)
-            if a is not None:
-                s = nodes.statistics
-                writes += [
-                    (s["OnlineRate"], ua.Variant(a.online_rate, ua.VariantType.Double)),
-                    (s["Availability"], ua.Variant(_number(a.availability), ua.VariantType.Double)),
-                    (s["Outages"], ua.Variant(a.outages, ua.VariantType.UInt32)),
-                    (s["MTBF_h"], ua.Variant(_number(a.mtbf_h), ua.VariantType.Double)),
-                    (s["MTTR_h"], ua.Variant(_number(a.mttr_h), ua.VariantType.Double)),
-                ]
-        site = self._site_nodes
-        rates = [a.online_rate for a in stats.availability if a.device_id in self._devices]
-        writes += [
-            (
-                site["Overdue"],
-                ua.Variant(
-                    sum(s.state is DueState.OVERDUE for s in statuses.values()),
-                    ua.VariantType.UInt32,
-                ),
-            ),
-            (
-                site["DueSoon"],
-                ua.Variant(
-                    sum(s.state is DueState.DUE_SOON for s in statuses.values()),
-                    ua.VariantType.UInt32,
-                ),
-            ),
-            (site["Statistics.Devices"], ua.Variant(len(self._devices), ua.VariantType.UInt32)),
-            (
-                site["Statistics.OnlineRate"],
-                ua.Variant(sum(rates) / len(rates) if rates else math.nan, ua.VariantType.Double),
-            ),
-            (
-                site["Statistics.Alarms"],
-                ua.Variant(sum(stats.alarms_by_priority.values()), ua.VariantType.UInt32),
-            ),
-        ]
+                if plan_nodes is not None:  # a plan added after start shows after a restart
+                    writes += _plan(plan_nodes, status)
+            if device_id in availability:
+                writes += _availability(nodes.statistics, availability[device_id])
+        writes += self._site_summary(statuses, stats)
         for node_id, variant in writes:
             if variant is None and node_id not in self._dated:
                 continue  # a date that never was: the variable is still without a value
             await self._server.write_attribute_value(node_id, self._value(node_id, variant))
+
+    def _site_summary(self, statuses: dict[str, PlanStatus], stats: Statistics) -> list[_Write]:
+        site = self._site_nodes
+        rates = [a.online_rate for a in stats.availability if a.device_id in self._devices]
+        states = [s.state for s in statuses.values()]
+        return [
+            (site["Overdue"], _uint(states.count(DueState.OVERDUE))),
+            (site["DueSoon"], _uint(states.count(DueState.DUE_SOON))),
+            (site["Statistics.Devices"], _uint(len(self._devices))),
+            (site["Statistics.OnlineRate"], _double(sum(rates) / len(rates) if rates else None)),
+            (site["Statistics.Alarms"], _uint(sum(stats.alarms_by_priority.values()))),
+        ]
 
     def _value(self, node_id: ua.NodeId, variant: ua.Variant | None) -> ua.DataValue:
         """The DataValue to write; ``None`` is a date that disappeared (a condition plan
@@ -422,6 +361,59 @@ class RecordsPublisher:
         if variant.VariantType is ua.VariantType.DateTime:
             self._dated.add(node_id)
         return ua.DataValue(variant)
+
+
+_Write = tuple[ua.NodeId, ua.Variant | None]
+
+
+def _uint(value: int) -> ua.Variant:
+    return ua.Variant(value, ua.VariantType.UInt32)
+
+
+def _double(value: float | None) -> ua.Variant:
+    return ua.Variant(_number(value), ua.VariantType.Double)
+
+
+def _string(value: str) -> ua.Variant:
+    return ua.Variant(value, ua.VariantType.String)
+
+
+def _flag(value: bool) -> ua.Variant:
+    return ua.Variant(value, ua.VariantType.Boolean)
+
+
+def _device_maintenance(nodes: dict[str, ua.NodeId], plans: list[PlanStatus]) -> list[_Write]:
+    """A device's Maintenance view: the earliest due, the latest done, what is due."""
+    due_times = [s.due_at for s in plans if s.due_at is not None]
+    done_times = [s.last_done for s in plans if s.last_done is not None]
+    return [
+        (nodes["NextDue"], _time(min(due_times) if due_times else None)),
+        (nodes["LastDone"], _time(max(done_times) if done_times else None)),
+        (nodes["Overdue"], _flag(any(s.state is DueState.OVERDUE for s in plans))),
+        (nodes["DueSoon"], _flag(any(s.state is DueState.DUE_SOON for s in plans))),
+        (nodes["PlansDue"], _uint(sum(s.is_due for s in plans))),
+    ]
+
+
+def _plan(nodes: dict[str, ua.NodeId], status: PlanStatus) -> list[_Write]:
+    return [
+        (nodes["Title"], _string(status.plan.title)),
+        (nodes["Kind"], _string(status.plan.kind.value)),
+        (nodes["State"], _string(status.state.value)),
+        (nodes["DueAt"], _time(status.due_at)),
+        (nodes["Remaining"], _double(status.remaining)),
+        (nodes["Unit"], _string(status.plan.trigger.unit)),
+    ]
+
+
+def _availability(nodes: dict[str, ua.NodeId], a: DeviceAvailability) -> list[_Write]:
+    return [
+        (nodes["OnlineRate"], _double(a.online_rate)),
+        (nodes["Availability"], _double(a.availability)),
+        (nodes["Outages"], _uint(a.outages)),
+        (nodes["MTBF_h"], _double(a.mtbf_h)),
+        (nodes["MTTR_h"], _double(a.mttr_h)),
+    ]
 
 
 def _zero(vtype: ua.VariantType) -> Any:
