@@ -27,8 +27,11 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# tests/ and bench/ hold top-level modules (conftest, opcua_engine, opcua_bench, ...), not
+# packages: a second run, where mypy takes each directory as the base of its files.
 typecheck: venv
 	$(BIN)/mypy $(PACKAGES)
+	$(BIN)/mypy tests bench
 
 pytest: venv
 	$(BIN)/pytest

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from asyncua import ua
 from asyncua.ua.object_ids import ObjectIds
+from asyncua_typed import numeric_id, string_id
 from test_opcua_alarms import Events, Gateway, alarm_filter, call_status, is_level
 
 pytestmark = pytest.mark.integration
@@ -52,7 +53,7 @@ async def test_sigkill_and_restart_keep_journal_and_states(tmp_path: Path) -> No
             await call_status(condition, ack, event_id, ua.LocalizedText("before the crash")) == 0
         )
         bearing = eng.get_node(
-            ua.NodeId("demo/utilities/pump1/Alarms/bearing_temp.limit.ShelvingState", ns)
+            string_id("demo/utilities/pump1/Alarms/bearing_temp.limit.ShelvingState", ns)
         )
         timed = ObjectIds.ShelvedStateMachineType_TimedShelve
         assert (
@@ -87,15 +88,15 @@ async def test_sigkill_and_restart_keep_journal_and_states(tmp_path: Path) -> No
         client = await second.client("viewer")
         ns = await client.get_namespace_index("urn:plantguard")
         shelving = client.get_node(
-            ua.NodeId(
+            string_id(
                 "demo/utilities/pump1/Alarms/bearing_temp.limit.ShelvingState.CurrentState.Id", ns
             )
         )
-        assert await shelving.read_value() == ua.NodeId(
+        assert await shelving.read_value() == numeric_id(
             ObjectIds.ShelvedStateMachineType_TimedShelved
         )
         unshelve_in = client.get_node(
-            ua.NodeId(
+            string_id(
                 "demo/utilities/pump1/Alarms/bearing_temp.limit.ShelvingState.UnshelveTime", ns
             )
         )

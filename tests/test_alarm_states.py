@@ -3,7 +3,7 @@ journalled in a real SQLite store and restored by a new manager on the same file
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -42,7 +42,7 @@ def _norm(statuses: dict[str, alarms.AlarmStatus]) -> dict[str, tuple[object, ..
     return {
         k: tuple(
             repr(float(x)) if isinstance(x, int | float) and not isinstance(x, bool) else x
-            for x in (getattr(v, f) for f in v.__slots__)  # type: ignore[attr-defined]
+            for x in (getattr(v, f) for f in v.__slots__)
         )
         for k, v in statuses.items()
     }
@@ -78,9 +78,9 @@ class Harness:
 
 
 @pytest.fixture
-def h(tmp_path: Path) -> Harness:
+def h(tmp_path: Path) -> Iterator[Harness]:
     harness = Harness(tmp_path / "a.db")
-    yield harness  # type: ignore[misc]
+    yield harness
     harness.store.close()
 
 
@@ -362,9 +362,7 @@ HIDE = ["shelve", "out_of_service", "suppression"]
 
 
 @pytest.mark.parametrize("hide", HIDE)
-async def test_an_alarm_annunciated_again_needs_a_new_confirmation(
-    h: Harness, hide: str
-) -> None:
+async def test_an_alarm_annunciated_again_needs_a_new_confirmation(h: Harness, hide: str) -> None:
     a = await _confirmed_then_hidden_occurrence(h, hide)
     st = h.m.status[a]
     assert (st.state, st.confirmed, st.retain) == (S.UNACK, False, True)
@@ -376,9 +374,7 @@ async def test_an_alarm_annunciated_again_needs_a_new_confirmation(
 
 
 @pytest.mark.parametrize("hide", HIDE)
-async def test_without_confirmation_in_the_policy_none_is_asked(
-    tmp_path: Path, hide: str
-) -> None:
+async def test_without_confirmation_in_the_policy_none_is_asked(tmp_path: Path, hide: str) -> None:
     h = Harness(tmp_path / "b.db", AlarmPolicy(confirm_required=False))
     try:
         a = await _confirmed_then_hidden_occurrence(h, hide)

@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from asyncua import Client, ua
+from asyncua.client.client import Client
+from asyncua.ua.uaerrors import UaError
 from pymodbus.client import AsyncModbusTcpClient
 
 from plantguard.testing import free_tcp_port
@@ -105,7 +106,7 @@ async def _connect(demo: Demo, timeout: float = 30.0) -> Client:
         try:
             await client.connect()
             return client
-        except (TimeoutError, OSError, ua.UaError):
+        except (TimeoutError, OSError, UaError):
             if demo.proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"demo did not serve OPC UA:\n{demo.output()}")
             await asyncio.sleep(0.3)

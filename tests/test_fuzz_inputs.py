@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from asyncua import Client, ua
+from asyncua import ua
+from asyncua.client.client import Client
 from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.status_codes import StatusCodes
+from asyncua_typed import numeric_id
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opcua_engine import FakeEngine, MemoryJournal
@@ -189,8 +191,8 @@ class _Served:
 
     async def call(self, method: int, args: list[ua.Variant]) -> int:
         request = ua.CallMethodRequest(
-            ObjectId=ua.NodeId(ObjectIds.ConditionType),
-            MethodId=ua.NodeId(method),
+            ObjectId=numeric_id(ObjectIds.ConditionType),
+            MethodId=numeric_id(method),
             InputArguments=args,
         )
         (result,) = await self.client.uaclient.call([request])
@@ -251,8 +253,8 @@ def test_the_reported_arguments_get_their_status_codes(
 ) -> None:
     async def call() -> ua.CallMethodResult:
         request = ua.CallMethodRequest(
-            ObjectId=ua.NodeId(ObjectIds.ConditionType),
-            MethodId=ua.NodeId(METHODS[method]),
+            ObjectId=numeric_id(ObjectIds.ConditionType),
+            MethodId=numeric_id(METHODS[method]),
             InputArguments=args,
         )
         (result,) = await served.client.uaclient.call([request])

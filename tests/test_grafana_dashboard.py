@@ -107,7 +107,9 @@ def _record_history(store: Store) -> None:
                 "('tank1.level', 'tank1', '%'), ('gas1.lel', 'gas1', '%LEL')"
             )
         )
-        keys = dict(conn.execute(sa.text("SELECT point_id, key FROM points")).all())
+        keys: dict[str, int] = dict(
+            conn.execute(sa.text("SELECT point_id, key FROM points")).tuples().all()
+        )
     store.write_history(
         np.array([keys["tank1.level"]] * 3 + [keys["gas1.lel"]], dtype=np.int64),
         np.array([T0, T0 + 60, T0 + 120, T0 + 30]),

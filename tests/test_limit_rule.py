@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 from pydantic import ValidationError
@@ -127,7 +129,7 @@ def test_vectorised_over_many_points() -> None:
 
 
 def _feed_timed(
-    rule: LimitRule, table: ValueTable, samples: list[tuple[float, float]]
+    rule: LimitRule, table: ValueTable, samples: Sequence[tuple[float, float]]
 ) -> list[str]:
     names = {2: "HH", 1: "H", 0: "", -1: "L", -2: "LL"}
     out = []

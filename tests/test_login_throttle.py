@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from asyncua import Client, ua
+from asyncua.client.client import Client
+from asyncua.ua.status_codes import StatusCodes
+from asyncua.ua.uaerrors import UaStatusCodeError
 from pydantic import ValidationError
 
 from plantguard.auth import DEMO_USERS, ensure_users
@@ -81,7 +83,8 @@ def test_delay_starts_after_n_failures_and_doubles_up_to_the_cap() -> None:
 
 
 async def test_lock_refuses_the_right_password_without_checking_it() -> None:
-    clock, events = FakeClock(), []
+    clock = FakeClock()
+    events: list[SecurityEvent] = []
     t = make(clock, events, delay_after=2, lock_after=4, lock_seconds=900)
     checked: list[str] = []
 
@@ -349,7 +352,7 @@ async def _login(endpoint: str, user: str | None, password: str | None = None) -
     try:
         async with client:
             await client.nodes.server_state.read_value()
-    except ua.UaStatusCodeError as exc:
+    except UaStatusCodeError as exc:
         return int(exc.code)
     return 0
 
@@ -365,7 +368,7 @@ async def test_opcua_wrong_passwords_lock_then_the_lock_expires(
     store.close()
     opcua = free_tcp_port()
     endpoint = f"opc.tcp://127.0.0.1:{opcua}/plantguard"
-    denied = ua.StatusCodes.BadUserAccessDenied
+    denied = StatusCodes.BadUserAccessDenied
     async with running_site(_site(free_tcp_port(), opcua, tmp_path / "pki"), db=db) as engine:
         server = engine.services["opcua"].server  # type: ignore[attr-defined]
         manager = server.iserver.user_manager
@@ -416,7 +419,8 @@ async def test_opcua_wrong_passwords_lock_then_the_lock_expires(
 
 
 def test_refusals_by_a_lock_are_published_at_most_once_a_second() -> None:
-    clock, events = FakeClock(), []
+    clock = FakeClock()
+    events: list[SecurityEvent] = []
     t = make(clock, events, delay_after=1, lock_after=2)
     t.fail("bob", HOST)
     t.fail("bob", HOST)

@@ -21,9 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from asyncua import Client, Node, ua
+from asyncua import ua
+from asyncua.client.client import Client
+from asyncua.common.node import Node
+from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.status_codes import StatusCodes
+from asyncua.ua.uaerrors import UaError, UaStatusCodeError
+from asyncua_typed import numeric_id
 
 from plantguard.cli import main
 from plantguard.testing import free_tcp_port
@@ -79,7 +84,7 @@ class Gateway:
             try:
                 await client.connect()
                 return client
-            except (TimeoutError, OSError, ua.UaError):
+            except (TimeoutError, OSError, UaError):
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"gateway did not serve OPC UA:\n{self.output()}")
                 await asyncio.sleep(0.3)
@@ -90,17 +95,17 @@ def alarm_filter(where_type: int = ObjectIds.AlarmConditionType) -> ua.EventFilt
     evfilter = ua.EventFilter()
     for path in FIELDS:
         op = ua.SimpleAttributeOperand()
-        op.TypeDefinitionId = ua.NodeId(ObjectIds.BaseEventType)
+        op.TypeDefinitionId = numeric_id(ObjectIds.BaseEventType)
         op.BrowsePath = [ua.QualifiedName(p, 0) for p in path.split("/")]
-        op.AttributeId = ua.AttributeIds.Value
+        op.AttributeId = AttributeIds.Value
         evfilter.SelectClauses.append(op)
     condition_id = ua.SimpleAttributeOperand()
-    condition_id.TypeDefinitionId = ua.NodeId(ObjectIds.ConditionType)
-    condition_id.AttributeId = ua.AttributeIds.NodeId
+    condition_id.TypeDefinitionId = numeric_id(ObjectIds.ConditionType)
+    condition_id.AttributeId = AttributeIds.NodeId
     evfilter.SelectClauses.append(condition_id)
     element = ua.ContentFilterElement()
     element.FilterOperator = ua.FilterOperator.OfType
-    element.FilterOperands = [ua.LiteralOperand(Value=ua.Variant(ua.NodeId(where_type)))]
+    element.FilterOperands = [ua.LiteralOperand(Value=ua.Variant(numeric_id(where_type)))]
     evfilter.WhereClause.Elements.append(element)
     return evfilter
 
@@ -122,7 +127,7 @@ class Events:
     ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for e in reversed(self.values()):
+            for e in self.values()[::-1]:
                 if predicate(e):
                     return e
             await asyncio.sleep(0.2)
@@ -135,10 +140,10 @@ def is_level(e: dict[str, Any]) -> bool:
 
 async def call_status(node: Node, method: int | ua.NodeId, *args: Any) -> int:
     """The StatusCode value of a method call (0 = Good)."""
-    method_id = method if isinstance(method, ua.NodeId) else ua.NodeId(method)
+    method_id = method if isinstance(method, ua.NodeId) else numeric_id(method)
     try:
         await node.call_method(method_id, *args)
-    except ua.UaStatusCodeError as exc:
+    except UaStatusCodeError as exc:
         return int(exc.code)
     return 0
 
@@ -180,7 +185,7 @@ async def test_alarms_and_conditions_with_asyncua(  # noqa: PLR0915 - one scenar
         [f"{ns}:PlantGuard", f"{ns}:demo", f"{ns}:utilities", f"{ns}:tank1"]
     )
     condition = await tank.get_child([f"{ns}:Alarms", f"{ns}:{LEVEL}"])
-    assert (await condition.read_type_definition()) == ua.NodeId(ObjectIds.ExclusiveLimitAlarmType)
+    assert (await condition.read_type_definition()) == numeric_id(ObjectIds.ExclusiveLimitAlarmType)
     level_point = await tank.get_child([f"{ns}:Points", f"{ns}:level"])
     targets = await level_point.get_referenced_nodes(refs=ObjectIds.HasCondition)
     assert condition in targets
@@ -195,7 +200,7 @@ async def test_alarms_and_conditions_with_asyncua(  # noqa: PLR0915 - one scenar
     active = await events.wait(
         lambda e: is_level(e) and e["ActiveState/Id"], "of the level alarm", 45
     )
-    assert active["EventType"] == ua.NodeId(ObjectIds.ExclusiveLimitAlarmType)
+    assert active["EventType"] == numeric_id(ObjectIds.ExclusiveLimitAlarmType)
     assert active["NodeId"] == condition.nodeid  # ConditionId
     assert active["SourceName"] == "tank1.level"
     assert active["SourceNode"] == level_point.nodeid
@@ -207,7 +212,7 @@ async def test_alarms_and_conditions_with_asyncua(  # noqa: PLR0915 - one scenar
     assert active["Retain"] is True
     assert active["Severity"] >= 700
     assert active["LimitState/CurrentState"].Text in ("High", "HighHigh")
-    assert active["ShelvingState/CurrentState/Id"] == ua.NodeId(
+    assert active["ShelvingState/CurrentState/Id"] == numeric_id(
         ObjectIds.ShelvedStateMachineType_Unshelved
     )
     await device_events.wait(is_level, "on the device notifier")
@@ -220,7 +225,7 @@ async def test_alarms_and_conditions_with_asyncua(  # noqa: PLR0915 - one scenar
     await all_sub.subscribe_events(
         op.nodes.server, ObjectIds.BaseEventType, evfilter=refresh_filter
     )
-    conditions_type = op.get_node(ua.NodeId(ObjectIds.ConditionType))
+    conditions_type = op.get_node(numeric_id(ObjectIds.ConditionType))
     assert (
         await call_status(
             conditions_type,
@@ -230,11 +235,11 @@ async def test_alarms_and_conditions_with_asyncua(  # noqa: PLR0915 - one scenar
         == 0
     )
     await all_events.wait(
-        lambda e: e["EventType"] == ua.NodeId(ObjectIds.RefreshEndEventType), "RefreshEnd"
+        lambda e: e["EventType"] == numeric_id(ObjectIds.RefreshEndEventType), "RefreshEnd"
     )
     types = [e["EventType"] for e in all_events.values()]
-    start = types.index(ua.NodeId(ObjectIds.RefreshStartEventType))
-    end = types.index(ua.NodeId(ObjectIds.RefreshEndEventType))
+    start = types.index(numeric_id(ObjectIds.RefreshStartEventType))
+    end = types.index(numeric_id(ObjectIds.RefreshEndEventType))
     assert any(is_level(e) for e in all_events.values()[start:end])
     assert (
         await call_status(
@@ -303,7 +308,7 @@ async def test_alarms_and_conditions_with_asyncua(  # noqa: PLR0915 - one scenar
     eng_shelving = sessions["engineer"].get_node(shelving_state.nodeid)
     assert await call_status(eng_shelving, timed, ua.Variant(60_000.0, ua.VariantType.Double)) == 0
     shelved = await events.wait(lambda e: is_level(e) and e["SuppressedOrShelved"], "shelved")
-    assert shelved["ShelvingState/CurrentState/Id"] == ua.NodeId(
+    assert shelved["ShelvingState/CurrentState/Id"] == numeric_id(
         ObjectIds.ShelvedStateMachineType_TimedShelved
     )
     assert shelved["ClientUserId"] == "engineer"

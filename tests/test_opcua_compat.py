@@ -7,7 +7,9 @@ from typing import Any
 from asyncua import ua
 from asyncua.common.instantiate_util import instantiate
 from asyncua.server.server import Server
+from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
+from asyncua_typed import value_of
 
 from plantguard_opcua import compat
 
@@ -90,4 +92,6 @@ async def test_rendered_condition_equals_an_instantiated_one() -> None:
         active_id, ua.DataValue(ua.Variant(True, ua.VariantType.Boolean))
     )
     again = template.render(".ActiveState.Id", root, folder_b.nodeid, name, display)
-    assert again.attributes[ua.AttributeIds.Value].value.Value.Value is not True
+    copied = again.attributes[AttributeIds.Value].value
+    assert copied is not None
+    assert value_of(copied) is not True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from typing import cast
 
 import numpy as np
 import pytest
@@ -25,7 +26,9 @@ SERVER = dt.datetime(2026, 11, 30, 5, 0, 0, 125000, tzinfo=dt.UTC)
 
 
 def _expected() -> list[ua.MonitoredItemNotification]:
-    source = dt.datetime.fromtimestamp(SOURCE, dt.UTC)
+    # asyncua annotates DataValue timestamps as ua.DateTime (its datetime subclass) but
+    # takes and encodes any aware datetime, as plantguard_opcua.values passes them.
+    source = cast(ua.DateTime, dt.datetime.fromtimestamp(SOURCE, dt.UTC))
 
     def item(
         handle: int, variant: ua.Variant, status: int, with_source: bool = True
@@ -36,7 +39,7 @@ def _expected() -> list[ua.MonitoredItemNotification]:
                 variant,
                 StatusCode=ua.StatusCode(ua.UInt32(status)),
                 SourceTimestamp=source if with_source else None,
-                ServerTimestamp=SERVER,
+                ServerTimestamp=cast(ua.DateTime, SERVER),
             ),
         )
 
@@ -55,7 +58,7 @@ def _decode(body: bytes) -> list[ua.MonitoredItemNotification]:
 
 
 def _comparable(items: list[ua.MonitoredItemNotification]) -> list[tuple[object, ...]]:
-    out = []
+    out: list[tuple[object, ...]] = []
     for n in items:
         value = n.Value
         variant = value.Value

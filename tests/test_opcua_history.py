@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -20,12 +20,15 @@ from typing import Any
 import numpy as np
 import pytest
 import pytest_asyncio
-from asyncua import Client, ua
+from asyncua import ua
+from asyncua.client.client import Client
 from asyncua.common.utils import Buffer
+from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.status_codes import StatusCodes
 from asyncua.ua.ua_binary import struct_from_binary
 from asyncua.ua.uaerrors import UaStatusCodeError
+from asyncua_typed import numeric_id, status_of, string_id, value_of
 from opcua_engine import FakeEngine
 
 from plantguard.alarms import AlarmManager, AlarmState
@@ -92,7 +95,8 @@ def _quality(i: int) -> int:
 
 def _write_history(store: Store) -> None:
     keys = store.register_points(Site.model_validate(SITE).points)
-    i = np.arange(N_CURRENT)
+    # float64 sample numbers: the times and values made from them are float64, as stored
+    i = np.arange(N_CURRENT, dtype=np.float64)
     quality = np.array([_quality(k) for k in range(N_CURRENT)], dtype=np.uint8)
     value = np.round(20.0 + 5.0 * np.sin(i / 7.0), 3)
     value[quality >= Quality.BAD] = np.nan
@@ -100,17 +104,18 @@ def _write_history(store: Store) -> None:
     value[[240, 250]] = 10.0  # a Good minimum on an interval's start, twice
     store.write_history(np.full(N_CURRENT, keys["pump1.current"]), T0 + STEP * i, value, quality)
     n = 20
+    steps = np.arange(n, dtype=np.float64)
     store.write_history(
-        np.full(n, keys["pump1.starts"]), T0 + 10.0 * np.arange(n), np.arange(n) * 3.0 + 0.7,
+        np.full(n, keys["pump1.starts"]), T0 + 10.0 * steps, steps * 3.0 + 0.7,
         np.zeros(n, dtype=np.uint8),
     )  # fmt: skip
-    day = np.arange(86_400)
+    day = np.arange(86_400, dtype=np.float64)
     store.write_history(
         np.full(day.size, keys["tank1.level"]), DAY + day, np.round(50 + 10 * np.sin(day / 600), 4),
         np.zeros(day.size, dtype=np.uint8),
     )  # fmt: skip
     store.write_history(
-        np.full(n, keys["pump1.running"]), T0 + 10.0 * np.arange(n), (np.arange(n) % 2) * 1.0,
+        np.full(n, keys["pump1.running"]), T0 + 10.0 * steps, (steps % 2) * 1.0,
         np.zeros(n, dtype=np.uint8),
     )  # fmt: skip
     # Five samples at one instant (a device that reports faster than its clock ticks).
@@ -138,6 +143,7 @@ async def _journal_alarms(alarms: AlarmManager) -> None:
 
 class Gateway:
     def __init__(self, service: OpcUaService, engine: FakeEngine, client: Client, ns: int) -> None:
+        assert engine.store is not None  # the gw fixture gives its engine a store
         self.service = service
         self.engine = engine
         self.store = engine.store
@@ -145,7 +151,7 @@ class Gateway:
         self.ns = ns
 
     def node(self, identifier: str) -> Any:
-        return self.client.get_node(ua.NodeId(identifier, self.ns))
+        return self.client.get_node(string_id(identifier, self.ns))
 
     def point(self, point: str) -> Any:
         device, local = point.split(".", 1)
@@ -199,7 +205,7 @@ def expected_dv(t: float, value: float, quality: int) -> tuple[dt.datetime, Any,
 
 def got(dvs: list[ua.DataValue]) -> list[tuple[dt.datetime | None, Any, int]]:
     return [
-        (d.SourceTimestamp, d.Value.Value if d.Value is not None else None, d.StatusCode.value)
+        (d.SourceTimestamp, d.Value.Value if d.Value is not None else None, status_of(d).value)
         for d in dvs
     ]
 
@@ -433,7 +439,7 @@ async def test_reads_in_small_chunks_return_the_same(gw: Gateway, chunk: int) ->
     running = await read_in_process(
         small, raw_details(T0 + 500.0, T0 + 501.0), gw.point("pump1.running").nodeid
     )
-    assert [d.Value.Value for d in running] == [True, False, True, False, True]
+    assert [value_of(d) for d in running] == [True, False, True, False, True]
 
 
 # --- processed values -------------------------------------------------------------------------
@@ -445,7 +451,7 @@ def processed(
     details = ua.ReadProcessedDetails()
     details.StartTime, details.EndTime = utc(start), utc(end)
     details.ProcessingInterval = interval_s * 1000.0
-    details.AggregateType = [ua.NodeId(aggregate)]
+    details.AggregateType = [numeric_id(aggregate)]
     details.AggregateConfiguration = ua.AggregateConfiguration(UseServerCapabilitiesDefaults=True)
     return details
 
@@ -494,7 +500,9 @@ def expect_aggregate(
             return no_data
         pick = min if name == "Minimum" else max
         best = pick(s[1] for s in good)
-        below = (lambda v: v < best) if name == "Minimum" else (lambda v: v > best)
+        below: Callable[[float], bool] = (
+            (lambda v: v < best) if name == "Minimum" else (lambda v: v > best)
+        )
         bad_seen = any(not is_good(s[2], s[1]) and not is_uncertain(s[2], s[1]) for s in inside)
         worse_uncertain = any(is_uncertain(s[2], s[1]) and below(s[1]) for s in inside)
         subnormal = bad_seen or worse_uncertain
@@ -619,14 +627,14 @@ def event_filter(of_type: int | None = None) -> ua.EventFilter:
     evfilter = ua.EventFilter()
     for path in FIELDS:
         op = ua.SimpleAttributeOperand()
-        op.TypeDefinitionId = ua.NodeId(ObjectIds.BaseEventType)
+        op.TypeDefinitionId = numeric_id(ObjectIds.BaseEventType)
         op.BrowsePath = [ua.QualifiedName(p, 0) for p in path.split("/")]
-        op.AttributeId = ua.AttributeIds.Value
+        op.AttributeId = AttributeIds.Value
         evfilter.SelectClauses.append(op)
     if of_type is not None:
         element = ua.ContentFilterElement()
         element.FilterOperator = ua.FilterOperator.OfType
-        element.FilterOperands = [ua.LiteralOperand(Value=ua.Variant(ua.NodeId(of_type)))]
+        element.FilterOperands = [ua.LiteralOperand(Value=ua.Variant(numeric_id(of_type)))]
         evfilter.WhereClause.Elements.append(element)
     return evfilter
 
@@ -674,7 +682,7 @@ def comparable(event: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_event_history_of_the_server_is_the_journal(gw: Gateway) -> None:
-    server = ua.NodeId(ObjectIds.Server)
+    server = numeric_id(ObjectIds.Server)
     events, pages = await read_all(gw, event_details(TA, TA + 100.0, count=2), server)
     mine = as_dicts(events)
     expected = journal_view(gw.store)
@@ -694,7 +702,7 @@ async def test_event_history_of_the_server_is_the_journal(gw: Gateway) -> None:
     hh = next(e for e in level if e["Severity"] == 900)
     assert hh["LimitState/CurrentState"].Text == "HighHigh"
     assert hh["LastSeverity"] == 700
-    assert hh["EventType"] == ua.NodeId(ObjectIds.ExclusiveLimitAlarmType)
+    assert hh["EventType"] == numeric_id(ObjectIds.ExclusiveLimitAlarmType)
     # EventIds are stable: the same on every read.
     again = as_dicts((await read_all(gw, event_details(TA, TA + 100.0), server))[0])
     assert [e["EventId"] for e in again] == [e["EventId"] for e in mine]
@@ -707,7 +715,7 @@ async def test_event_history_of_a_device_and_filters(gw: Gateway) -> None:
     assert [comparable(e)["Time"] for e in as_dicts(events)] == [
         e["Time"] for e in journal_view(gw.store, {"tank1.level.limit"})
     ]
-    server = ua.NodeId(ObjectIds.Server)
+    server = numeric_id(ObjectIds.Server)
     # OfType matches subtypes: AlarmConditionType selects both alarms ...
     every, _ = await read_all(
         gw, event_details(TA, TA + 100.0, of_type=ObjectIds.AlarmConditionType), server
@@ -730,7 +738,7 @@ async def test_event_history_of_a_device_and_filters(gw: Gateway) -> None:
 
 
 async def test_event_history_through_asyncuas_helper(gw: Gateway) -> None:
-    server = gw.client.get_node(ua.NodeId(ObjectIds.Server))
+    server = gw.client.get_node(numeric_id(ObjectIds.Server))
     events = await server.read_event_history(
         utc(TA), utc(TA + 100.0), evtypes=ObjectIds.ExclusiveLimitAlarmType
     )
@@ -746,10 +754,10 @@ async def test_event_history_through_asyncuas_helper(gw: Gateway) -> None:
 
 async def test_unknown_nodes_and_nodes_without_that_history(gw: Gateway) -> None:
     raw = raw_details(T0, T0 + 10.0)
-    unknown = ua.NodeId("plant/yard/pump9/Points/current", gw.ns)
+    unknown = string_id("plant/yard/pump9/Points/current", gw.ns)
     device = gw.node("plant/yard/pump1").nodeid
     point = gw.point("pump1.current").nodeid
-    results = await history_read(gw, raw, unknown, device, ua.NodeId(ObjectIds.Server), point)
+    results = await history_read(gw, raw, unknown, device, numeric_id(ObjectIds.Server), point)
     assert [r.StatusCode.value for r in results] == [
         _S.BadNodeIdUnknown, _S.BadHistoryOperationUnsupported,
         _S.BadHistoryOperationUnsupported, _S.Good,
@@ -786,7 +794,7 @@ async def test_history_update_is_refused(gw: Gateway) -> None:
 
 async def test_capabilities_are_advertised(gw: Gateway) -> None:
     async def value(node: int) -> Any:
-        return await gw.client.get_node(ua.NodeId(node)).read_value()
+        return await gw.client.get_node(numeric_id(node)).read_value()
 
     o = ObjectIds
     assert await value(o.HistoryServerCapabilities_AccessHistoryDataCapability) is True
@@ -800,27 +808,27 @@ async def test_capabilities_are_advertised(gw: Gateway) -> None:
         o.HistoryServerCapabilities_AggregateFunctions,
         o.Server_ServerCapabilities_AggregateFunctions,
     ):
-        listed = {c.nodeid for c in await gw.client.get_node(ua.NodeId(folder)).get_children()}
-        assert {ua.NodeId(a) for a in AGGREGATE_IDS.values()} <= listed
-    notifier = await gw.client.get_node(ua.NodeId(o.Server)).read_attribute(
-        ua.AttributeIds.EventNotifier
+        listed = {c.nodeid for c in await gw.client.get_node(numeric_id(folder)).get_children()}
+        assert {numeric_id(a) for a in AGGREGATE_IDS.values()} <= listed
+    notifier = await gw.client.get_node(numeric_id(o.Server)).read_attribute(
+        AttributeIds.EventNotifier
     )
-    assert notifier.Value.Value & (1 << ua.EventNotifier.HistoryRead)
+    assert value_of(notifier) & (1 << ua.EventNotifier.HistoryRead)
 
 
 async def test_point_variables_advertise_history(gw: Gateway) -> None:
     """Set by the address space (node_specs), served here."""
     node = gw.point("pump1.current")
-    assert await node.read_attribute(ua.AttributeIds.Historizing) is not None
-    assert (await node.read_attribute(ua.AttributeIds.Historizing)).Value.Value is True
-    access = (await node.read_attribute(ua.AttributeIds.AccessLevel)).Value.Value
+    assert await node.read_attribute(AttributeIds.Historizing) is not None
+    assert (await node.read_attribute(AttributeIds.Historizing)).Value.Value is True
+    access = (await node.read_attribute(AttributeIds.AccessLevel)).Value.Value
     assert access & ua.AccessLevel.HistoryRead.mask
-    user_access = (await node.read_attribute(ua.AttributeIds.UserAccessLevel)).Value.Value
+    user_access = (await node.read_attribute(AttributeIds.UserAccessLevel)).Value.Value
     assert user_access & ua.AccessLevel.HistoryRead.mask
 
 
 async def test_devices_with_alarms_advertise_event_history(gw: Gateway) -> None:
     device = gw.node("plant/yard/tank1")
-    notifier = (await device.read_attribute(ua.AttributeIds.EventNotifier)).Value.Value
+    notifier = (await device.read_attribute(AttributeIds.EventNotifier)).Value.Value
     assert notifier & (1 << ua.EventNotifier.SubscribeToEvents)
     assert notifier & (1 << ua.EventNotifier.HistoryRead)

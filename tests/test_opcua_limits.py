@@ -16,7 +16,10 @@ from typing import Any
 import pytest
 from asyncua import ua
 from asyncua.client.client import Client
+from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.status_codes import StatusCodes
+from asyncua.ua.uaerrors import UaStatusCodeError
+from asyncua_typed import numeric_id, status_of, string_id
 from opcua_engine import FakeEngine
 
 from plantguard.model import Site
@@ -61,7 +64,7 @@ async def served() -> AsyncIterator[tuple[OpcUaService, FakeEngine]]:
 
 def _request(node_id: ua.NodeId, handle: int, queue_size: int) -> ua.MonitoredItemCreateRequest:
     return ua.MonitoredItemCreateRequest(
-        ItemToMonitor=ua.ReadValueId(NodeId=node_id, AttributeId=ua.AttributeIds.Value),
+        ItemToMonitor=ua.ReadValueId(NodeId=node_id, AttributeId=AttributeIds.Value),
         MonitoringMode=ua.MonitoringMode.Reporting,
         RequestedParameters=ua.MonitoringParameters(
             ClientHandle=handle, SamplingInterval=0.0, QueueSize=queue_size, DiscardOldest=True
@@ -71,7 +74,7 @@ def _request(node_id: ua.NodeId, handle: int, queue_size: int) -> ua.MonitoredIt
 
 async def _nodes(client: Client, count: int) -> list[ua.NodeId]:
     ns = await client.get_namespace_index(NAMESPACE_URI)
-    return [ua.NodeId(f"site/area/dev/Points/p{i}", ns) for i in range(count)]
+    return [string_id(f"site/area/dev/Points/p{i}", ns) for i in range(count)]
 
 
 def _server_subscriptions(svc: OpcUaService) -> list[Any]:
@@ -138,7 +141,7 @@ async def test_a_frozen_subscriber_costs_a_bounded_number_of_notifications(
             if len(received.values) - before >= held:
                 break
         late = received.values[before:]
-        assert any(v.StatusCode.value & _OVERFLOW_BITS == _OVERFLOW_BITS for v in late)
+        assert any(status_of(v).value & _OVERFLOW_BITS == _OVERFLOW_BITS for v in late)
         assert queued_notifications(_server_subscriptions(svc)) < held
 
 
@@ -206,7 +209,7 @@ async def test_sessions_past_the_client_limit_are_refused_and_freed_on_close(
         await c.connect()
     try:
         extra = Client(svc.endpoint)
-        with pytest.raises(ua.UaStatusCodeError) as refused:
+        with pytest.raises(UaStatusCodeError) as refused:
             await extra.connect()
         assert refused.value.code == StatusCodes.BadTooManySessions
         extra.disconnect_socket()
@@ -223,11 +226,11 @@ def test_event_items_get_the_event_cap_and_the_budget_is_shared() -> None:
     limits = ResourceLimits(max_queue_size=10, max_event_queue_size=100, max_queued_per_session=150)
     event = ua.MonitoredItemCreateRequest(
         ItemToMonitor=ua.ReadValueId(
-            NodeId=ua.NodeId(2253), AttributeId=ua.AttributeIds.EventNotifier
+            NodeId=numeric_id(2253), AttributeId=AttributeIds.EventNotifier
         ),
         RequestedParameters=ua.MonitoringParameters(QueueSize=0),
     )
-    data = [_request(ua.NodeId(i, 2), i, 50) for i in range(8)]
+    data = [_request(numeric_id(i, 2), i, 50) for i in range(8)]
     assert revise_items([event, *data], [], limits) == [None] * 9
     sizes = [r.RequestedParameters.QueueSize for r in (event, *data)]
     # The event item takes its cap, the data items 10 each until the budget runs out.

@@ -7,7 +7,11 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from asyncua import Client, ua
+from asyncua.client.client import Client
+from asyncua.ua.object_ids import ObjectIds
+from asyncua.ua.status_codes import StatusCodes
+from asyncua.ua.uaerrors import UaStatusCodeError
+from asyncua_typed import numeric_id, string_id
 
 import plantguard
 from plantguard.auth import DEMO_USERS, ensure_users
@@ -50,7 +54,7 @@ def _seed(db: str) -> None:
 
 
 async def _read(client: Client, ns: int, identifier: str) -> object:
-    return await client.get_node(ua.NodeId(identifier, ns)).read_value()
+    return await client.get_node(string_id(identifier, ns)).read_value()
 
 
 async def test_maintenance_nodes_and_record_maintenance(
@@ -76,7 +80,7 @@ async def test_maintenance_nodes_and_record_maintenance(
             assert await _read(client, ns, f"{device}/Maintenance/tank1-runtime#DueAt") is None
             assert await _read(client, ns, f"{device}/Maintenance/tank1-runtime#State") == "idle"
             build = await client.get_node(
-                ua.NodeId(ua.ObjectIds.Server_ServerStatus_BuildInfo)
+                numeric_id(ObjectIds.Server_ServerStatus_BuildInfo)
             ).read_value()
             assert (build.ManufacturerName, build.SoftwareVersion) == (
                 "PlantGuard",
@@ -84,24 +88,26 @@ async def test_maintenance_nodes_and_record_maintenance(
             )
             assert await _read(client, ns, "plant/Statistics#Devices") == 1
             # Anonymous sessions may read, not record.
-            method = client.get_node(ua.NodeId(f"{device}.RecordMaintenance", ns))
-            node = client.get_node(ua.NodeId(device, ns))
-            with pytest.raises(ua.UaStatusCodeError) as refused:
-                await node.call_method(method, "tank1-insp", "UT gauge", "", "true", "C-1", "")
-            assert refused.value.code == ua.StatusCodes.BadUserAccessDenied
+            method = client.get_node(string_id(f"{device}.RecordMaintenance", ns))
+            node = client.get_node(string_id(device, ns))
+            with pytest.raises(UaStatusCodeError) as refused:
+                await node.call_method(
+                    method.nodeid, "tank1-insp", "UT gauge", "", "true", "C-1", ""
+                )
+            assert refused.value.code == StatusCodes.BadUserAccessDenied
 
         client = Client(endpoint)
         client.set_user("operator")
         client.set_password("operator")
         async with client:
             ns = await client.get_namespace_index("urn:plantguard")
-            node = client.get_node(ua.NodeId(device, ns))
-            method = client.get_node(ua.NodeId(f"{device}.RecordMaintenance", ns))
-            with pytest.raises(ua.UaStatusCodeError) as refused:
-                await node.call_method(method, "nope", "", "", "", "", "")
-            assert refused.value.code == ua.StatusCodes.BadInvalidArgument
+            node = client.get_node(string_id(device, ns))
+            method = client.get_node(string_id(f"{device}.RecordMaintenance", ns))
+            with pytest.raises(UaStatusCodeError) as refused:
+                await node.call_method(method.nodeid, "nope", "", "", "", "", "")
+            assert refused.value.code == StatusCodes.BadInvalidArgument
             record_id = await node.call_method(
-                method, "tank1-insp", "UT gauge, 12 points", "", "true", "C-1", ""
+                method.nodeid, "tank1-insp", "UT gauge, 12 points", "", "true", "C-1", ""
             )
             assert await _read(client, ns, f"{device}/Maintenance#Overdue") is False
             assert await _read(client, ns, f"{device}/Maintenance/tank1-insp#State") == "ok"

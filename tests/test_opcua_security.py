@@ -8,12 +8,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from asyncua import Client, ua
+from asyncua import ua
+from asyncua.client.client import Client
 from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from asyncua.crypto.security_policies import (
     SecurityPolicyAes256Sha256RsaPss,
     SecurityPolicyBasic256Sha256,
 )
+from asyncua.ua.uaerrors import UaError
+from asyncua_typed import string_id
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from plantguard.auth import DEMO_USERS, ensure_users
@@ -106,13 +109,13 @@ async def test_secure_defaults(
         assert tokens == {ua.UserTokenType.UserName}
 
         # An unencrypted, anonymous client gets nowhere.
-        with pytest.raises((ua.UaError, OSError, TimeoutError)):
+        with pytest.raises((UaError, OSError, TimeoutError)):
             async with Client(endpoint, timeout=5):
                 pass
 
         # A client whose certificate is not trusted is refused; its certificate is kept.
         client = await _secure_client(endpoint, key, cert, "operator", "operator")
-        with pytest.raises((ua.UaError, OSError, TimeoutError)):
+        with pytest.raises((UaError, OSError, TimeoutError)):
             async with client:
                 pass
         rejected = list((pki / "rejected").glob("*.der"))
@@ -130,7 +133,7 @@ async def test_secure_defaults(
             )
             async with client:
                 ns = await client.get_namespace_index("urn:plantguard")
-                node = client.get_node(ua.NodeId("plant/yard/tank1/Points/level", ns))
+                node = client.get_node(string_id("plant/yard/tank1/Points/level", ns))
                 assert (
                     await node.read_data_value(raise_on_bad_status=False)
                 ).StatusCode is not None
@@ -138,7 +141,7 @@ async def test_secure_defaults(
         # Wrong passwords are refused and reported; a burst raises the site's security alarm.
         for _ in range(2):
             client = await _secure_client(endpoint, key, cert, "operator", "guess")
-            with pytest.raises((ua.UaError, OSError, TimeoutError)):
+            with pytest.raises((UaError, OSError, TimeoutError)):
                 async with client:
                     pass
         failed = [(e.kind, e.user) for e in reader.drain() if e.kind == "failed_login"]

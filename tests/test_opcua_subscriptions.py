@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 from asyncua import ua
 from asyncua.client.client import Client
+from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.status_codes import StatusCodes
+from asyncua_typed import status_of, string_id, value_of, variant_of
 from opcua_engine import FakeEngine
 from test_opcua_server import OPEN, SITE
 
@@ -71,7 +73,7 @@ class Received:
 
 async def _point(client: Client, path: str) -> ua.NodeId:
     ns = await client.get_namespace_index(NAMESPACE_URI)
-    return ua.NodeId(path, ns, ua.NodeIdType.String)
+    return string_id(path, ns)
 
 
 async def _item(
@@ -92,7 +94,7 @@ async def _item(
         Filter=flt,
     )
     request = ua.MonitoredItemCreateRequest(
-        ItemToMonitor=ua.ReadValueId(NodeId=node_id, AttributeId=ua.AttributeIds.Value),
+        ItemToMonitor=ua.ReadValueId(NodeId=node_id, AttributeId=AttributeIds.Value),
         MonitoringMode=mode,
         RequestedParameters=params,
     )
@@ -117,7 +119,7 @@ async def test_every_change_arrives_with_quality_and_source_time(
     await _item(sub, await _point(client, RUNNING), 3)
     await received.settle()
     first = received.values[1][0]
-    assert first.StatusCode.value == StatusCodes.BadWaitingForInitialData
+    assert status_of(first).value == StatusCodes.BadWaitingForInitialData
     for n in range(1, 6):
         await engine.push(
             {"pump1.current": 10.0 + n, "pump1.starts": n, "pump1.running": n % 2},
@@ -126,25 +128,27 @@ async def test_every_change_arrives_with_quality_and_source_time(
         await asyncio.sleep(0.12)  # one publish each, so none is merged into a later one
     await received.settle()
     currents = received.values[1][1:]
-    assert [dv.Value.Value for dv in currents] == [11.0, 12.0, 13.0, 14.0, 15.0]
-    assert all(dv.StatusCode.is_good() for dv in currents)
-    assert currents[-1].SourceTimestamp.timestamp() == pytest.approx(1_700_000_005.0)
-    assert currents[-1].Value.VariantType == ua.VariantType.Double
+    assert [value_of(dv) for dv in currents] == [11.0, 12.0, 13.0, 14.0, 15.0]
+    assert all(status_of(dv).is_good() for dv in currents)
+    source_time = currents[-1].SourceTimestamp
+    assert source_time is not None
+    assert source_time.timestamp() == pytest.approx(1_700_000_005.0)
+    assert variant_of(currents[-1]).VariantType == ua.VariantType.Double
     starts = received.values[2][1:]
-    assert [dv.Value.Value for dv in starts] == [1, 2, 3, 4, 5]
-    assert starts[0].Value.VariantType == ua.VariantType.Int64
-    running = [dv.Value.Value for dv in received.values[3][1:]]
+    assert [value_of(dv) for dv in starts] == [1, 2, 3, 4, 5]
+    assert variant_of(starts[0]).VariantType == ua.VariantType.Int64
+    running = [value_of(dv) for dv in received.values[3][1:]]
     assert running == [True, False, True, False, True]
     # A lost device: a Bad code without a value, then the last value again.
     await engine.lose(["pump1.current"], Quality.BAD_COMMUNICATION_ERROR, 1_700_000_010.0)
     await received.settle()
     lost = received.values[1][-1]
-    assert lost.StatusCode.value == StatusCodes.BadCommunicationError
+    assert status_of(lost).value == StatusCodes.BadCommunicationError
     assert lost.Value is None or lost.Value.Value is None
     await engine.push({"pump1.current": 15.0}, time=1_700_000_011.0)
     await received.settle()
-    assert received.values[1][-1].Value.Value == 15.0
-    assert received.values[1][-1].StatusCode.is_good()
+    assert value_of(received.values[1][-1]) == 15.0
+    assert status_of(received.values[1][-1]).is_good()
     await sub.delete()
 
 
@@ -171,16 +175,16 @@ async def test_absolute_and_percent_deadbands(client: Client, engine: FakeEngine
         await engine.push({"pump1.current": value})
         await asyncio.sleep(0.1)
     await received.settle()
-    assert [dv.Value.Value for dv in received.values[3]] == [10.0, 10.5, 11.2, 11.9, 13.0, 16.5]
+    assert [value_of(dv) for dv in received.values[3]] == [10.0, 10.5, 11.2, 11.9, 13.0, 16.5]
     # Absolute 1.0: compared with the last value *sent*, 10.0 → 11.2 → 13.0 → 16.5.
-    assert [dv.Value.Value for dv in received.values[1]] == [10.0, 11.2, 13.0, 16.5]
+    assert [value_of(dv) for dv in received.values[1]] == [10.0, 11.2, 13.0, 16.5]
     # Percent 10 % of 50 = 5.0: only 16.5 is more than 5 away from 10.0.
-    assert [dv.Value.Value for dv in received.values[2]] == [10.0, 16.5]
+    assert [value_of(dv) for dv in received.values[2]] == [10.0, 16.5]
     # A quality change passes any deadband.
     await engine.push({"pump1.current": 16.6}, quality=Quality.UNCERTAIN)
     await received.settle()
-    assert received.values[1][-1].StatusCode.value == StatusCodes.Uncertain
-    assert received.values[2][-1].Value.Value == 16.6
+    assert status_of(received.values[1][-1]).value == StatusCodes.Uncertain
+    assert value_of(received.values[2][-1]) == 16.6
     await sub.delete()
 
 
@@ -202,15 +206,15 @@ async def test_queue_size_discard_policy_and_overflow_bit(
         await engine.push({"pump1.current": value})
     await received.settle(2.0)
     latest = received.values[1]
-    assert [dv.Value.Value for dv in latest] == [5.0]
-    assert not latest[0].StatusCode.value & _OVERFLOW_BITS  # queue size 1: no overflow bit
+    assert [value_of(dv) for dv in latest] == [5.0]
+    assert not status_of(latest[0]).value & _OVERFLOW_BITS  # queue size 1: no overflow bit
     oldest_dropped = received.values[2]
-    assert [dv.Value.Value for dv in oldest_dropped] == [3.0, 4.0, 5.0]
-    assert oldest_dropped[0].StatusCode.value & _OVERFLOW_BITS == _OVERFLOW_BITS
-    assert not oldest_dropped[1].StatusCode.value & _OVERFLOW_BITS
+    assert [value_of(dv) for dv in oldest_dropped] == [3.0, 4.0, 5.0]
+    assert status_of(oldest_dropped[0]).value & _OVERFLOW_BITS == _OVERFLOW_BITS
+    assert not status_of(oldest_dropped[1]).value & _OVERFLOW_BITS
     newest_dropped = received.values[3]
-    assert [dv.Value.Value for dv in newest_dropped] == [1.0, 2.0, 5.0]
-    assert newest_dropped[-1].StatusCode.value & _OVERFLOW_BITS == _OVERFLOW_BITS
+    assert [value_of(dv) for dv in newest_dropped] == [1.0, 2.0, 5.0]
+    assert status_of(newest_dropped[-1]).value & _OVERFLOW_BITS == _OVERFLOW_BITS
     await sub.delete()
 
 
@@ -233,15 +237,15 @@ async def test_status_trigger_monitoring_mode_and_deleted_items(
     await engine.push({"pump1.current": 2.0})
     await received.settle()
     # Status trigger: the first good value is a status change, the second is not.
-    assert [dv.Value.Value for dv in received.values[1][1:]] == [1.0]
+    assert [value_of(dv) for dv in received.values[1][1:]] == [1.0]
     assert 2 not in received.values
     assert 3 not in received.values
     await sub.set_monitoring_mode(ua.MonitoringMode.Reporting)  # every item of the subscription
     await received.settle()
-    assert received.values[2][-1].Value.Value == 2.0  # enabled: the current value first
+    assert value_of(received.values[2][-1]) == 2.0  # enabled: the current value first
     await engine.push({"pump1.current": 3.0})
     await received.settle()
-    assert received.values[2][-1].Value.Value == 3.0
+    assert value_of(received.values[2][-1]) == 3.0
     await sub.delete()
 
 
@@ -266,13 +270,13 @@ async def test_many_subscriptions_each_get_every_change(client: Client, engine: 
     for received in receivers:
         await received.settle()
         for handle in range(len(points)):
-            values = [dv.Value.Value for dv in received.values[handle][1:]]
+            values = [value_of(dv) for dv in received.values[handle][1:]]
             assert values == [1, 2, 3]
     # One subscription gone: the others still get everything.
     await subs[0].delete()
     await engine.push(dict.fromkeys(points, 4.0))
     for received in receivers[1:]:
         await received.settle()
-        assert received.values[0][-1].Value.Value == 4.0
+        assert value_of(received.values[0][-1]) == 4.0
     for sub in subs[1:]:
         await sub.delete()

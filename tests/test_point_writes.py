@@ -6,7 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from asyncua import Client, ua
+from asyncua import ua
+from asyncua.client.client import Client
+from asyncua.ua.status_codes import StatusCodes
+from asyncua.ua.uaerrors import UaStatusCodeError
+from asyncua_typed import string_id
 
 from plantguard.auth import DEMO_USERS, ensure_users
 from plantguard.events import default_bus
@@ -40,15 +44,15 @@ async def _write(endpoint: str, user: str | None, point: str, value: object) -> 
         client.set_password(user)
     async with client:
         ns = await client.get_namespace_index("urn:plantguard")
-        node = client.get_node(ua.NodeId(f"plant/yard/pump1/Points/{point}", ns))
+        node = client.get_node(string_id(f"plant/yard/pump1/Points/{point}", ns))
         variant = ua.Variant(
             value, ua.VariantType.Boolean if isinstance(value, bool) else ua.VariantType.Double
         )
         try:
             await node.write_value(ua.DataValue(variant))
-        except ua.UaStatusCodeError as exc:
+        except UaStatusCodeError as exc:
             return int(exc.code)
-        return int(ua.StatusCodes.Good)
+        return int(StatusCodes.Good)
 
 
 async def test_writes_are_role_checked_and_reach_the_device(
@@ -65,14 +69,12 @@ async def test_writes_are_role_checked_and_reach_the_device(
         running = engine.table.index["pump1.running"]
         await wait_for(lambda: engine.table.values[running] == 1.0)
 
-        assert await _write(endpoint, None, "running", False) == ua.StatusCodes.BadUserAccessDenied
-        assert (
-            await _write(endpoint, "viewer", "running", False) == ua.StatusCodes.BadUserAccessDenied
-        )
-        assert await _write(endpoint, "operator", "current", 3.0) == ua.StatusCodes.BadNotWritable
+        assert await _write(endpoint, None, "running", False) == StatusCodes.BadUserAccessDenied
+        assert await _write(endpoint, "viewer", "running", False) == StatusCodes.BadUserAccessDenied
+        assert await _write(endpoint, "operator", "current", 3.0) == StatusCodes.BadNotWritable
         assert engine.table.values[running] == 1.0  # nothing reached the device
 
-        assert await _write(endpoint, "operator", "running", False) == ua.StatusCodes.Good
+        assert await _write(endpoint, "operator", "running", False) == StatusCodes.Good
         await wait_for(lambda: engine.table.values[running] == 0.0)
 
     traced = [(e.source, e.user, e.detail["outcome"]) for e in reader.drain() if e.kind == "write"]

@@ -509,8 +509,8 @@ def test_stored_rows_beyond_the_limits_do_not_crash_due_plans_stats(
         assert due["nan"]["reason"] == "invalid plan: interval nan is not a positive number"
     for argv in (
         ("maintenance", "due", "--db", db),
-        ("maintenance", "due", "--at", "9999-12-31T23:59:59+00:00", "--db", db),
-        ("maintenance", "due", "--at", "0001-01-01T00:00:00+14:00", "--json", "--db", db),
+        ("maintenance", "due", "--at", "2199-12-31T23:59:59+00:00", "--db", db),
+        ("maintenance", "due", "--at", "1970-01-01T00:00:00+00:00", "--json", "--db", db),
         ("maintenance", "plans", "--db", db),
         ("maintenance", "plans", "--json", "--db", db),
         ("maintenance", "export", "--kind", "records", "--db", db),
@@ -523,6 +523,12 @@ def test_stored_rows_beyond_the_limits_do_not_crash_due_plans_stats(
         assert code == 0, (argv, err)
         if "--json" in argv:
             json.loads(out, **STRICT_JSON)
+    # A time outside the calendar is the command line's mistake: a usage error.
+    for at in ("9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00+14:00"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["maintenance", "due", "--at", at, "--db", db])
+        assert exit_.value.code == 2
+        assert "is outside 1970-2199" in capsys.readouterr().err
 
 
 def test_stored_rows_beyond_the_limits_do_not_crash_the_maintenance_rule(db: str) -> None:

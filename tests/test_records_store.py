@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from plantguard.records.exchange import RecordImportError, dumps, loads
+from plantguard.records.exchange import FileFormat, RecordImportError, dumps, loads
 from plantguard.records.models import (
     DeviceRecord,
     MaintenancePlan,
@@ -132,15 +133,15 @@ def test_device_changes_are_journalled_with_user(store_target: str) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["json", "csv"])
-def test_round_trip_of_10000_records(store_target: str, tmp_path: object, fmt: str) -> None:
+def test_round_trip_of_10000_records(store_target: str, tmp_path: Path, fmt: FileFormat) -> None:
     records = _records(10_000)
     source, target = Store(store_target), None
     try:
         _seed(source)
         source.records.add_records(records)
-        exported = dumps("records", source.records.records(), fmt)  # type: ignore[arg-type]
+        exported = dumps("records", source.records.records(), fmt)
         assert source.records.records() == sorted(records, key=lambda r: (r.performed_at, r.id))
-        target = Store(str(tmp_path) + f"/target-{fmt}.db")  # type: ignore[operator]
+        target = Store(str(tmp_path) + f"/target-{fmt}.db")
         _seed(target)
         items = loads(
             "records",
@@ -149,10 +150,10 @@ def test_round_trip_of_10000_records(store_target: str, tmp_path: object, fmt: s
             "export",
             known_devices=["dev0", "dev1", "dev2"],
             known_plans=["p-cal", "p-insp"],
-        )  # type: ignore[arg-type]
+        )
         target.records.add_records(items)
         assert target.records.records() == source.records.records()
-        assert dumps("records", target.records.records(), fmt) == exported  # type: ignore[arg-type]
+        assert dumps("records", target.records.records(), fmt) == exported
     finally:
         source.close()
         if target is not None:
