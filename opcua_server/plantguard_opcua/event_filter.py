@@ -12,6 +12,7 @@ the ``ua`` structures, and asks its caller whether one type is a subtype of anot
 from __future__ import annotations
 
 import logging
+import operator
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -41,6 +42,30 @@ def event_value(event: Any, path: Sequence[ua.QualifiedName], attribute_id: int)
         variant = field(name)
         return None if variant is None else variant.Value
     return getattr(event, name, None)
+
+
+#: Operators over lazily evaluated operands (``v(i)`` evaluates the i-th).
+_LOGICAL: dict[Any, Callable[[Callable[[int], Any]], Any]] = {
+    _F.And: lambda v: bool(v(0)) and bool(v(1)),
+    _F.Or: lambda v: bool(v(0)) or bool(v(1)),
+    _F.Not: lambda v: not v(0),
+}
+#: Ordering comparisons: false when either side is missing.
+_COMPARISONS: dict[Any, Callable[[Any, Any], bool]] = {
+    _F.GreaterThan: operator.gt,
+    _F.LessThan: operator.lt,
+    _F.GreaterThanOrEqual: operator.ge,
+    _F.LessThanOrEqual: operator.le,
+}
+#: Operators that compute a value from their operands.
+_VALUES: dict[Any, Callable[[Callable[[int], Any]], Any]] = {
+    _F.IsNull: lambda v: v(0) is None,
+    _F.Equals: lambda v: bool(v(0) == v(1)),
+    _F.Like: lambda v: _like(v(0), v(1)),
+    _F.Cast: lambda v: v(0),
+    _F.BitwiseAnd: lambda v: int(v(0)) & int(v(1)),
+    _F.BitwiseOr: lambda v: int(v(0)) | int(v(1)),
+}
 
 
 def _like(value: Any, pattern: Any) -> bool:
@@ -86,40 +111,19 @@ class SubtypeAwareWhereClause:
                 and isinstance(event_type, ua.NodeId)
                 and self._is_subtype(event_type, wanted)
             )
-        if op == _F.And:
-            return bool(v(0)) and bool(v(1))
-        if op == _F.Or:
-            return bool(v(0)) or bool(v(1))
-        if op == _F.Not:
-            return not v(0)
-        if op == _F.IsNull:
-            return v(0) is None
-        if op == _F.Equals:
-            return bool(v(0) == v(1))
         if op == _F.InList:
             first = v(0)
             return any(first == v(i) for i in range(1, len(args)))
-        if op == _F.Like:
-            return _like(v(0), v(1))
-        if op == _F.Cast:
-            return v(0)
-        if op in (_F.GreaterThan, _F.LessThan, _F.GreaterThanOrEqual, _F.LessThanOrEqual):
-            a, b = v(0), v(1)
-            if a is None or b is None:
-                return False
-            return {
-                _F.GreaterThan: a > b,
-                _F.LessThan: a < b,
-                _F.GreaterThanOrEqual: a >= b,
-                _F.LessThanOrEqual: a <= b,
-            }[op]
         if op == _F.Between:
             a, low, high = v(0), v(1), v(2)
             return None not in (a, low, high) and low <= a <= high
-        if op == _F.BitwiseAnd:
-            return int(v(0)) & int(v(1))
-        if op == _F.BitwiseOr:
-            return int(v(0)) | int(v(1))
+        if op in _LOGICAL:  # operands evaluated only as far as needed
+            return _LOGICAL[op](v)
+        if op in _COMPARISONS:
+            a, b = v(0), v(1)
+            return a is not None and b is not None and _COMPARISONS[op](a, b)
+        if op in _VALUES:
+            return _VALUES[op](v)
         raise NotImplementedError(f"filter operator {op!r}")
 
     def _operand(self, operand: Any, event: Any) -> Any:

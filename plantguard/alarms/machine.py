@@ -8,7 +8,8 @@ tests can walk every edge of the diagram in :mod:`.states` directly.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from ..model import Finding
 from . import errors
@@ -123,62 +124,111 @@ def apply_action(
     duration: float | None = None,
 ) -> AlarmStatus:
     """An operator's action applied to ``status``; raises if it does not apply."""
-    alarm = status.alarm_id
-    state = status.state
+    step = _ACTIONS.get(action)
+    if step is None:
+        raise errors.InvalidTransition(f"{action.value} is not an operator action")
+    if status.out_of_service and action not in _WHILE_OUT_OF_SERVICE:
+        raise errors.AlarmDisabled(f"alarm {status.alarm_id!r} is out of service")
     base = replace(status, changed=now, last_user=user, comment=comment or status.comment)
-    if status.out_of_service and action not in (
-        Action.RETURN_TO_SERVICE,
-        Action.REMOVE_FROM_SERVICE,
-        Action.COMMENT,
-    ):
-        raise errors.AlarmDisabled(f"alarm {alarm!r} is out of service")
-    if action is Action.ACKNOWLEDGE:
-        after = {_S.UNACK: _S.ACKED, _S.RTN_UNACK: _S.NORMAL, _S.LATCHED_UNACK: _S.LATCHED}
-        if state not in after:
-            raise errors.AlreadyAcknowledged(
-                f"alarm {alarm!r} is {state.value}: nothing to acknowledge"
-            )
-        return replace(base, state=after[state])
-    if action is Action.CONFIRM:
-        if not state.acknowledged:
-            raise errors.NotAcknowledged(f"alarm {alarm!r} must be acknowledged before confirming")
-        if status.confirmed:
-            raise errors.AlreadyConfirmed(f"alarm {alarm!r} is confirmed: nothing to confirm")
-        return replace(base, confirmed=True)
-    if action is Action.COMMENT:
-        return base
-    if action is Action.RESET:
-        if state is _S.LATCHED_UNACK:
-            raise errors.NotAcknowledged(f"alarm {alarm!r} must be acknowledged before reset")
-        if state is not _S.LATCHED:
-            raise errors.NotLatched(f"alarm {alarm!r} is {state.value}: not latched")
-        return replace(base, state=_S.NORMAL)
-    if action in (Action.SHELVE, Action.ONE_SHOT_SHELVE):
-        if status.shelved:
-            raise errors.AlreadyShelved(f"alarm {alarm!r} is already shelved")
-        if action is Action.SHELVE:
-            if duration is None or not 0 < duration <= policy.max_shelve:
-                raise errors.ShelvingTimeOutOfRange(
-                    f"shelving time {duration} s is not in (0, {policy.max_shelve:g}] s"
-                )
-            shelving, until = Shelving.TIMED, now + duration
-        else:
-            shelving, until = Shelving.ONE_SHOT, now + policy.max_shelve
-        new = replace(base, shelving=shelving, shelved_until=until)
-        return _hidden(new) if status.available else new
-    if action is Action.UNSHELVE:
-        if not status.shelved:
-            raise errors.NotShelved(f"alarm {alarm!r} is not shelved")
-        new = replace(base, shelving=Shelving.NONE, shelved_until=None)
-        return _made_available(new, policy) if new.available else new
-    if action is Action.REMOVE_FROM_SERVICE:
-        if status.out_of_service:
-            raise errors.AlreadyOutOfService(f"alarm {alarm!r} is already out of service")
-        new = replace(base, out_of_service=True)
-        return _hidden(new) if status.available else new
-    if action is Action.RETURN_TO_SERVICE:
-        if not status.out_of_service:
-            raise errors.NotOutOfService(f"alarm {alarm!r} is in service")
-        new = replace(base, out_of_service=False)
-        return _made_available(new, policy) if new.available else new
-    raise errors.InvalidTransition(f"{action.value} is not an operator action")
+    return step(_Act(status, base, policy, now, duration))
+
+
+@dataclass(frozen=True, slots=True)
+class _Act:
+    """What one operator action works with: the status before, the status with the
+    action's user, time and comment applied, the policy, and the shelving time."""
+
+    status: AlarmStatus
+    base: AlarmStatus
+    policy: AlarmPolicy
+    now: float
+    duration: float | None
+
+    @property
+    def name(self) -> str:
+        return repr(self.status.alarm_id)
+
+
+_ACK_TO = {_S.UNACK: _S.ACKED, _S.RTN_UNACK: _S.NORMAL, _S.LATCHED_UNACK: _S.LATCHED}
+
+
+def _acknowledge(a: _Act) -> AlarmStatus:
+    state = a.status.state
+    if state not in _ACK_TO:
+        raise errors.AlreadyAcknowledged(f"alarm {a.name} is {state.value}: nothing to acknowledge")
+    return replace(a.base, state=_ACK_TO[state])
+
+
+def _confirm(a: _Act) -> AlarmStatus:
+    if not a.status.state.acknowledged:
+        raise errors.NotAcknowledged(f"alarm {a.name} must be acknowledged before confirming")
+    if a.status.confirmed:
+        raise errors.AlreadyConfirmed(f"alarm {a.name} is confirmed: nothing to confirm")
+    return replace(a.base, confirmed=True)
+
+
+def _reset(a: _Act) -> AlarmStatus:
+    state = a.status.state
+    if state is _S.LATCHED_UNACK:
+        raise errors.NotAcknowledged(f"alarm {a.name} must be acknowledged before reset")
+    if state is not _S.LATCHED:
+        raise errors.NotLatched(f"alarm {a.name} is {state.value}: not latched")
+    return replace(a.base, state=_S.NORMAL)
+
+
+def _shelve(a: _Act) -> AlarmStatus:
+    if a.status.shelved:
+        raise errors.AlreadyShelved(f"alarm {a.name} is already shelved")
+    duration, longest = a.duration, a.policy.max_shelve
+    if duration is None or not 0 < duration <= longest:
+        raise errors.ShelvingTimeOutOfRange(
+            f"shelving time {duration} s is not in (0, {longest:g}] s"
+        )
+    return _hide_by(a, replace(a.base, shelving=Shelving.TIMED, shelved_until=a.now + duration))
+
+
+def _one_shot_shelve(a: _Act) -> AlarmStatus:
+    if a.status.shelved:
+        raise errors.AlreadyShelved(f"alarm {a.name} is already shelved")
+    until = a.now + a.policy.max_shelve
+    return _hide_by(a, replace(a.base, shelving=Shelving.ONE_SHOT, shelved_until=until))
+
+
+def _unshelve(a: _Act) -> AlarmStatus:
+    if not a.status.shelved:
+        raise errors.NotShelved(f"alarm {a.name} is not shelved")
+    return _show_by(a, replace(a.base, shelving=Shelving.NONE, shelved_until=None))
+
+
+def _remove_from_service(a: _Act) -> AlarmStatus:
+    if a.status.out_of_service:
+        raise errors.AlreadyOutOfService(f"alarm {a.name} is already out of service")
+    return _hide_by(a, replace(a.base, out_of_service=True))
+
+
+def _return_to_service(a: _Act) -> AlarmStatus:
+    if not a.status.out_of_service:
+        raise errors.NotOutOfService(f"alarm {a.name} is in service")
+    return _show_by(a, replace(a.base, out_of_service=False))
+
+
+def _hide_by(a: _Act, new: AlarmStatus) -> AlarmStatus:
+    return _hidden(new) if a.status.available else new
+
+
+def _show_by(a: _Act, new: AlarmStatus) -> AlarmStatus:
+    return _made_available(new, a.policy) if new.available else new
+
+
+_ACTIONS: dict[Action, Callable[[_Act], AlarmStatus]] = {
+    Action.ACKNOWLEDGE: _acknowledge,
+    Action.CONFIRM: _confirm,
+    Action.COMMENT: lambda a: a.base,
+    Action.RESET: _reset,
+    Action.SHELVE: _shelve,
+    Action.ONE_SHOT_SHELVE: _one_shot_shelve,
+    Action.UNSHELVE: _unshelve,
+    Action.REMOVE_FROM_SERVICE: _remove_from_service,
+    Action.RETURN_TO_SERVICE: _return_to_service,
+}
+_WHILE_OUT_OF_SERVICE = (Action.RETURN_TO_SERVICE, Action.REMOVE_FROM_SERVICE, Action.COMMENT)

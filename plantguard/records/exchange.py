@@ -637,58 +637,63 @@ def _check_references(
     known_points: Mapping[str, str] | None,
     known_alarms: Mapping[str, str] | None,
 ) -> list[ImportIssue]:
-    issues = []
     devices = set(known_devices) if known_devices is not None else None
     plans: Mapping[str, str | None] | None
-    if known_plans is None:
-        plans = None
-    elif isinstance(known_plans, Mapping):
+    if known_plans is None or isinstance(known_plans, Mapping):
         plans = known_plans
     else:
         plans = dict.fromkeys(known_plans)  # ids only: the plan's device is not checked
+    issues = []
     for item, where in zip(items, places, strict=True):
         device_id = getattr(item, "device_id", None)
         if devices is not None and device_id is not None and device_id not in devices:
             issues.append(ImportIssue(where, "device_id", f"unknown device {device_id!r}"))
         if isinstance(item, MaintenancePlan):
-            for field, ref, known in (
-                ("point", item.point, known_points),
-                ("alarm", item.alarm, known_alarms),
-            ):
-                if ref is None or known is None:
-                    continue
-                owner = known.get(ref)
-                if owner is None:
-                    issues.append(
-                        ImportIssue(
-                            where,
-                            field,
-                            f"unknown {field} {_show(ref)}: the store has no such {field} "
-                            "(it learns the site's points and alarms when the gateway runs)",
-                        )
-                    )
-                elif owner != item.device_id:
-                    issues.append(
-                        ImportIssue(
-                            where,
-                            field,
-                            f"{field} {ref!r} belongs to device {owner!r}, "
-                            f"not to {item.device_id!r}",
-                        )
-                    )
+            issues += _plan_targets(item, where, known_points, known_alarms)
         plan_id = getattr(item, "plan_id", None)
         if plans is not None and plan_id is not None:
-            if plan_id not in plans:
-                issues.append(ImportIssue(where, "plan_id", f"unknown plan {plan_id!r}"))
-            elif (owner := plans[plan_id]) is not None and owner != device_id:
-                issues.append(
-                    ImportIssue(
-                        where,
-                        "plan_id",
-                        f"plan {plan_id!r} is a plan of device {owner!r}, not of {device_id!r}",
-                    )
-                )
+            issues += _plan_of_record(plan_id, device_id, where, plans)
     return issues
+
+
+def _plan_targets(
+    plan: MaintenancePlan,
+    where: str,
+    known_points: Mapping[str, str] | None,
+    known_alarms: Mapping[str, str] | None,
+) -> list[ImportIssue]:
+    """A plan's point and alarm: known to the store, and of the plan's own device."""
+    issues = []
+    for field, ref, known in (
+        ("point", plan.point, known_points),
+        ("alarm", plan.alarm, known_alarms),
+    ):
+        if ref is None or known is None:
+            continue
+        owner = known.get(ref)
+        if owner is None:
+            message = (
+                f"unknown {field} {_show(ref)}: the store has no such {field} "
+                "(it learns the site's points and alarms when the gateway runs)"
+            )
+            issues.append(ImportIssue(where, field, message))
+        elif owner != plan.device_id:
+            message = f"{field} {ref!r} belongs to device {owner!r}, not to {plan.device_id!r}"
+            issues.append(ImportIssue(where, field, message))
+    return issues
+
+
+def _plan_of_record(
+    plan_id: str, device_id: str | None, where: str, plans: Mapping[str, str | None]
+) -> list[ImportIssue]:
+    """A record's plan: known, and a plan of the record's own device."""
+    if plan_id not in plans:
+        return [ImportIssue(where, "plan_id", f"unknown plan {plan_id!r}")]
+    owner = plans[plan_id]
+    if owner is not None and owner != device_id:
+        message = f"plan {plan_id!r} is a plan of device {owner!r}, not of {device_id!r}"
+        return [ImportIssue(where, "plan_id", message)]
+    return []
 
 
 def _check_duplicates(items: Sequence[Any], places: Sequence[str]) -> list[ImportIssue]:
