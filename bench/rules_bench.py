@@ -93,7 +93,7 @@ def build(n: int, groups: int, workdir: Path) -> tuple[ValueTable, dict[str, Rul
             (workdir / "models").mkdir(exist_ok=True)
             (workdir / "models" / f"multivariate-g{g}.json").write_text(model.dumps())
             configs += [(p, MultivariateConfig(group=f"g{g}")) for p in members]
-        rules["multivariate"] = MultivariateRuleType().create_with_context(
+        rules["multivariate"] = MultivariateRuleType().create(
             site, table, configs, RuleContext(base_dir=workdir)
         )
     bus = EventBus()
@@ -105,9 +105,7 @@ def build(n: int, groups: int, workdir: Path) -> tuple[ValueTable, dict[str, Rul
     }
     types = security_rule_types()
     for name, cfg in security.items():
-        rules[name] = types[name].create_with_context(
-            site, table, [], RuleContext(site_config=cfg, events=bus)
-        )
+        rules[name] = types[name].create(site, table, [], RuleContext(site_config=cfg, events=bus))
     return table, rules, bus
 
 

@@ -1,12 +1,14 @@
 """PlantGuard: IoT safety-production monitoring and early-warning gateway.
 
-Plugins import :data:`hookimpl` from here::
+Plugins import what they use from :mod:`plantguard.plugin`, the plugin API::
 
-    from plantguard import hookimpl
+    from plantguard.plugin import RegisterDriver, hookimpl
 
     @hookimpl
-    def plantguard_register_drivers(register):
+    def plantguard_register_drivers(register: RegisterDriver) -> None:
         register("mydevice", MyDriverType())
+
+:data:`hookimpl` is also exported here, from the package root.
 """
 
 from .hookspecs import hookimpl

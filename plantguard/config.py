@@ -14,10 +14,10 @@ type, ``services.<name>`` by the service type).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 import yaml_rs
@@ -25,7 +25,10 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from . import yamlsafe
-from .model import Site
+from .model import Device, Point, Site
+
+if TYPE_CHECKING:
+    from .host import PluginRegistry
 
 __all__ = [
     "ConfigError",
@@ -39,6 +42,7 @@ __all__ = [
 ]
 
 PathPart = str | int
+_T = TypeVar("_T")
 FieldPath = tuple[PathPart, ...]
 
 
@@ -306,113 +310,130 @@ def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any
     return merged
 
 
-class PluginRegistry:
-    """The registries the plugin host fills; config validation only needs these."""
-
-    def __init__(self) -> None:
-        from .drivers import DriverType
-        from .rules import RuleType
-        from .services import ServiceType
-
-        self.drivers: dict[str, DriverType] = {}
-        self.rules: dict[str, RuleType] = {}
-        self.services: dict[str, ServiceType] = {}
-
-
 def _validate_plugins(site: Site, location: Location, host: PluginRegistry) -> LoadedSite:
-    issues: list[ConfigIssue] = []
+    """The mappings plugins own, each validated by the plugin type that owns it;
+    every problem is collected before one :class:`ConfigError` is raised."""
+    check = _Checker(location)
     connections: dict[str, BaseModel] = {}
     addresses: dict[str, dict[str, BaseModel]] = {}
     rule_configs: dict[str, list[tuple[str, BaseModel]]] = {}
-    services: dict[str, BaseModel] = {}
-
-    def check(model: type[BaseModel], data: Any, path: FieldPath) -> BaseModel | None:
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            issues.extend(validation_issues(exc, location, path))
-            return None
-
     for a_i, area in enumerate(site.areas):
         for d_i, device in enumerate(area.devices):
-            dpath: FieldPath = ("areas", a_i, "devices", d_i)
-            driver = host.drivers.get(device.driver)
-            if device.poll_group not in site.poll_groups:
-                issues.append(
-                    location.issue(
-                        (*dpath, "poll_group"),
-                        f"unknown poll group {device.poll_group!r} "
-                        f"(defined: {', '.join(sorted(site.poll_groups))})",
-                    )
-                )
-            if driver is None:
-                issues.append(
-                    location.issue(
-                        (*dpath, "driver"),
-                        f"unknown driver {device.driver!r} (known: {_known(host.drivers)})",
-                    )
-                )
-            else:
-                conn = check(driver.connection_model, device.connection, (*dpath, "connection"))
-                if conn is not None:
-                    connections[device.id] = conn
-            device_addresses: dict[str, BaseModel] = {}
-            for p_i, point in enumerate(device.points):
-                ppath: FieldPath = (*dpath, "points", p_i)
-                if point.poll_group is not None and point.poll_group not in site.poll_groups:
-                    issues.append(
-                        location.issue(
-                            (*ppath, "poll_group"), f"unknown poll group {point.poll_group!r}"
-                        )
-                    )
-                if driver is not None:
-                    addr = check(driver.address_model, point.address, (*ppath, "address"))
-                    if addr is not None:
-                        device_addresses[point.id] = addr
-                for rule_name, rule_data in point.rules.items():
-                    rule_type = host.rules.get(rule_name)
-                    if rule_type is None:
-                        issues.append(
-                            location.issue(
-                                (*ppath, "rules", rule_name),
-                                f"unknown rule {rule_name!r} (known: {_known(host.rules)})",
-                            )
-                        )
-                        continue
-                    cfg = check(rule_type.config_model, rule_data, (*ppath, "rules", rule_name))
-                    if cfg is not None:
-                        rule_configs.setdefault(rule_name, []).append((point.id, cfg))
-            addresses[device.id] = device_addresses
-            if (
-                driver is not None
-                and device.id in connections
-                and len(device_addresses) == len(device.points)
-            ):
-                try:
-                    driver.validate_device(connections[device.id], device_addresses)
-                except ValueError as exc:
-                    issues.append(location.issue(dpath, str(exc)))
-
-    for name, options in site.services.items():
-        service_type = host.services.get(name)
-        if service_type is None:
-            issues.append(
-                location.issue(
-                    ("services", name), f"unknown service {name!r} (known: {_known(host.services)})"
-                )
+            connection, addresses[device.id] = _validate_device(
+                site,
+                device,
+                ("areas", a_i, "devices", d_i),
+                host,
+                check=check,
+                rule_configs=rule_configs,
             )
-            continue
-        opts = check(service_type.options_model, options or {}, ("services", name))
-        if opts is not None:
-            services[name] = opts
-
-    site_rule_configs = _validate_site_rules(site, location, host, check, issues)
-
-    if issues:
-        raise ConfigError(issues)
+            if connection is not None:
+                connections[device.id] = connection
+    services = _validate_services(site, host, check)
+    site_rule_configs = _validate_site_rules(site, host, check)
+    if check.issues:
+        raise ConfigError(check.issues)
     return LoadedSite(
         site, location, connections, addresses, rule_configs, services, site_rule_configs
     )
+
+
+@dataclass(slots=True)
+class _Checker:
+    """Collects the issues of one site file."""
+
+    location: Location
+    issues: list[ConfigIssue] = field(default_factory=list)
+
+    def add(self, path: Sequence[PathPart], message: str) -> None:
+        self.issues.append(self.location.issue(path, message))
+
+    def model(self, model: type[BaseModel], data: Any, path: FieldPath) -> BaseModel | None:
+        """``data`` validated with ``model``, or None with its errors collected."""
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            self.issues.extend(validation_issues(exc, self.location, path))
+            return None
+
+    def lookup(
+        self, registry: Mapping[str, _T], what: str, name: str, path: FieldPath
+    ) -> _T | None:
+        """The plugin type registered as ``name``, or None with an "unknown" issue."""
+        found = registry.get(name)
+        if found is None:
+            self.add(path, f"unknown {what} {name!r} (known: {_known(registry)})")
+        return found
+
+
+def _validate_device(
+    site: Site,
+    device: Device,
+    path: FieldPath,
+    host: PluginRegistry,
+    *,
+    check: _Checker,
+    rule_configs: dict[str, list[tuple[str, BaseModel]]],
+) -> tuple[BaseModel | None, dict[str, BaseModel]]:
+    """One device: its poll group, its driver's ``connection``, its points, then the
+    driver's checks across them.  Returns the connection and the points' addresses."""
+    if device.poll_group not in site.poll_groups:
+        check.add(
+            (*path, "poll_group"),
+            f"unknown poll group {device.poll_group!r} "
+            f"(defined: {', '.join(sorted(site.poll_groups))})",
+        )
+    driver = check.lookup(host.drivers, "driver", device.driver, (*path, "driver"))
+    connection = (
+        check.model(driver.connection_model, device.connection, (*path, "connection"))
+        if driver is not None
+        else None
+    )
+    addresses: dict[str, BaseModel] = {}
+    for p_i, point in enumerate(device.points):
+        point_path: FieldPath = (*path, "points", p_i)
+        if point.poll_group is not None and point.poll_group not in site.poll_groups:
+            check.add((*point_path, "poll_group"), f"unknown poll group {point.poll_group!r}")
+        if driver is not None:
+            address = check.model(driver.address_model, point.address, (*point_path, "address"))
+            if address is not None:
+                addresses[point.id] = address
+        _validate_point_rules(point, point_path, host, check, rule_configs)
+    if driver is not None and connection is not None and len(addresses) == len(device.points):
+        try:
+            driver.validate_device(connection, addresses)
+        except ValueError as exc:
+            check.add(path, str(exc))
+    return connection, addresses
+
+
+def _validate_point_rules(
+    point: Point,
+    path: FieldPath,
+    host: PluginRegistry,
+    check: _Checker,
+    rule_configs: dict[str, list[tuple[str, BaseModel]]],
+) -> None:
+    """A point's ``rules.<name>`` mappings, each by its rule type, added to ``rule_configs``."""
+    for rule_name, rule_data in point.rules.items():
+        rule_path: FieldPath = (*path, "rules", rule_name)
+        rule_type = check.lookup(host.rules, "rule", rule_name, rule_path)
+        if rule_type is not None:
+            cfg = check.model(rule_type.config_model, rule_data, rule_path)
+            if cfg is not None:
+                rule_configs.setdefault(rule_name, []).append((point.id, cfg))
+
+
+def _validate_services(site: Site, host: PluginRegistry, check: _Checker) -> dict[str, BaseModel]:
+    """``services.<name>`` options, each by its service type."""
+    services: dict[str, BaseModel] = {}
+    for name, options in site.services.items():
+        service_type = check.lookup(host.services, "service", name, ("services", name))
+        if service_type is not None:
+            opts = check.model(service_type.options_model, options or {}, ("services", name))
+            if opts is not None:
+                services[name] = opts
+    return services
 
 
 def _share_fields_sets(models: Iterable[BaseModel]) -> None:
@@ -433,13 +454,7 @@ def _share_fields_sets(models: Iterable[BaseModel]) -> None:
             object.__setattr__(model, "__pydantic_fields_set__", one)
 
 
-def _validate_site_rules(
-    site: Site,
-    location: Location,
-    host: PluginRegistry,
-    check: Callable[[type[BaseModel], Any, FieldPath], BaseModel | None],
-    issues: list[ConfigIssue],
-) -> dict[str, BaseModel]:
+def _validate_site_rules(site: Site, host: PluginRegistry, check: _Checker) -> dict[str, BaseModel]:
     """Site-level ``rules.<name>`` settings, validated by each rule type's site schema."""
     configs: dict[str, BaseModel] = {}
     for name, rule_data in site.rules.items():
@@ -447,13 +462,9 @@ def _validate_site_rules(
         site_model = rule_type.site_config_model if rule_type is not None else None
         if site_model is None:
             why = "has no site-level settings" if rule_type else "is unknown"
-            issues.append(
-                location.issue(
-                    ("rules", name), f"rule {name!r} {why} (known: {_known(host.rules)})"
-                )
-            )
+            check.add(("rules", name), f"rule {name!r} {why} (known: {_known(host.rules)})")
             continue
-        cfg = check(site_model, rule_data or {}, ("rules", name))
+        cfg = check.model(site_model, rule_data or {}, ("rules", name))
         if cfg is not None:
             configs[name] = cfg
     return configs

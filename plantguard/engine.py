@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import writes
-from .alarms import AlarmManager, Listener, Transition
+from .alarms import AlarmManager
 from .auth import Principal
 from .comm import DeviceFaultRule, core_rules
 from .config import LoadedSite
@@ -36,7 +36,7 @@ from .host import PluginHost
 from .model import Device, DeviceStatus, Finding, Point, Quality, Site
 from .rules import Rule, RuleContext
 from .services import Service, ValuesListener
-from .sinks import AlarmSink
+from .sinks import AlarmSink, SinkFeed
 from .store import Store
 from .table import ValueTable
 
@@ -76,6 +76,7 @@ class Engine:
         self.store = store
         self._clock = clock
         self._site = loaded.site
+        host.site_loaded(self._site)  # a plugin may refuse the site before anything is built
         self._table = ValueTable(self._site.points)
         keys = store.register_points(self._site.points)
         self._history = HistoryWriter(
@@ -86,7 +87,7 @@ class Engine:
         )
         base_dir = Path(loaded.location.file).parent
         self.rules: list[Rule] = [
-            host.rules[name].create_with_context(
+            host.rules[name].create(
                 self._site,
                 self._table,
                 [(self._point(pid), cfg) for pid, cfg in loaded.rule_configs.get(name, ())],
@@ -115,8 +116,13 @@ class Engine:
             for d in self._site.devices
             if d.info.status in (DeviceStatus.UNDER_MAINTENANCE, DeviceStatus.RETIRED)
         )
-        for sink_name, sink in host.sinks.items():
-            self._alarms.subscribe(_sink_listener(sink_name, sink))
+        # Plugins receive transitions through sinks; each is fed from its own task.
+        self._sinks = [
+            SinkFeed(name, sink, host.provider(AlarmSink, name))
+            for name, sink in host.sinks.items()
+        ]
+        for feed in self._sinks:
+            self._alarms.subscribe(feed)
         self.drivers: dict[str, DeviceDriver] = {
             d.id: host.drivers[d.driver].create(d, loaded.connections[d.id], loaded.addresses[d.id])
             for d in self._site.devices
@@ -203,6 +209,8 @@ class Engine:
         workers: list[asyncio.Task[None]] = []
         writer: asyncio.Task[None] | None = None
         try:
+            for feed in self._sinks:
+                feed.start()
             for name, service in self.services.items():
                 await service.start(self)
                 started.append(service)
@@ -245,10 +253,9 @@ class Engine:
         self.store.records.record_connection(list(self.drivers), self._clock(), "unknown")
         for service in reversed(started):
             await service.stop()
-        try:
-            self._host.hook.plantguard_shutdown(engine=self)
-        except Exception:
-            log.exception("plantguard_shutdown hook failed")
+        for feed in self._sinks:  # after the services: operators act through them
+            await feed.stop()
+        self._host.shutdown(self)  # every plugin's hook, even if one raises
         log.info("engine stopped; %d samples written", self._history.written)
 
     def _poll_jobs(self) -> list[_PollJob]:
@@ -395,17 +402,6 @@ def _freeze_start_up_objects() -> None:
     """
     gc.collect()
     gc.freeze()
-
-
-def _sink_listener(name: str, sink: AlarmSink) -> Listener:
-    async def deliver(transitions: Sequence[Transition]) -> None:
-        for t in transitions:
-            try:
-                await sink.deliver(t)
-            except Exception:
-                log.exception("alarm sink %s failed", name)
-
-    return deliver
 
 
 async def _cancel(tasks: Sequence[asyncio.Task[None]], rounds: int = 5) -> None:

@@ -1,4 +1,5 @@
-"""The plugin host: finds plugins, checks them, and keeps what they register.
+"""The plugin host: finds plugins, checks them, keeps what they register, and
+calls the lifecycle hooks.
 
 Built-in plugins and third-party ones take the same path: both are entry points
 of the ``plantguard`` group, loaded by one pluggy manager.  The built-ins are
@@ -7,6 +8,11 @@ missing) fails loudly instead of running a gateway without its Modbus driver.
 
 ``PLANTGUARD_PLUGINS`` (comma-separated entry-point names) restricts which
 plugins load, e.g. to run a site without the simulator, or to test one plugin.
+
+Every hook but :func:`~plantguard.hookspecs.plantguard_demo_site` is called
+here one implementation at a time (not through ``pm.hook``), so that what a
+plugin registers, refuses or fails at is reported with the plugin's name, and one
+failing ``plantguard_shutdown`` does not skip the others.
 """
 
 from __future__ import annotations
@@ -16,21 +22,36 @@ import importlib
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hookspecs
-from .config import PluginRegistry
+from .config import LoadedSite, load_site
 from .drivers import DriverType
+from .hookspecs import CommandRun, DemoOptions, DemoSite
 from .rules import RuleType
 from .services import ServiceType
 from .sinks import AlarmSink
 
-__all__ = ["BUILTIN_PLUGINS", "ENV_PLUGINS", "Command", "PluginError", "PluginHost"]
+if TYPE_CHECKING:
+    from .model import Site
+    from .services import EngineView
+
+__all__ = [
+    "BUILTIN_PLUGINS",
+    "ENV_PLUGINS",
+    "Command",
+    "CommandContext",
+    "PluginError",
+    "PluginHost",
+    "PluginRegistry",
+    "default_host",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +62,31 @@ BUILTIN_PLUGINS: tuple[str, ...] = ("modbus", "sim", "rules", "maintenance", "op
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
+#: Hooks the host calls one implementation at a time: wrappers cannot take part.
+_CALLED_ONE_BY_ONE = (
+    "plantguard_register_drivers",
+    "plantguard_register_rules",
+    "plantguard_register_services",
+    "plantguard_register_sinks",
+    "plantguard_register_commands",
+    "plantguard_site_loaded",
+    "plantguard_shutdown",
+)
+
 
 class PluginError(Exception):
-    """A plugin could not be loaded, implements an unknown hook, or registered something invalid."""
+    """A plugin could not be loaded, implements an unknown hook, registered something
+    invalid, or refused the site."""
+
+
+class PluginRegistry:
+    """What the registration hooks fill: the site loader validates a site against it."""
+
+    def __init__(self) -> None:
+        self.drivers: dict[str, DriverType] = {}
+        self.rules: dict[str, RuleType] = {}
+        self.services: dict[str, ServiceType] = {}
+        self.sinks: dict[str, AlarmSink] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +94,24 @@ class Command:
     name: str
     help: str
     configure: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
+    run: CommandRun
     plugin: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommandContext:
+    """What a plugin command gets besides its arguments: the CLI's started plugin host.
+
+    Commands use this host rather than building their own, so a command sees
+    exactly the plugins (and ``PLANTGUARD_PLUGINS`` restriction) of the CLI.
+    """
+
+    host: PluginHost
+
+    def load_site(self, path: str | Path, overrides: Mapping[str, Any] | None = None) -> LoadedSite:
+        """Read and validate a site file with this host's plugins; raises
+        :class:`~plantguard.config.ConfigError` (the CLI shows it, exit status 2)."""
+        return load_site(path, self.host, overrides)
 
 
 class PluginHost(PluginRegistry):
@@ -62,7 +121,6 @@ class PluginHost(PluginRegistry):
         super().__init__()
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
-        self.sinks: dict[str, AlarmSink] = {}
         self.commands: dict[str, Command] = {}
         self._owner: dict[tuple[str, str], str] = {}
         self._started = False
@@ -121,6 +179,7 @@ class PluginHost(PluginRegistry):
                 f"plugin {self.pm.get_name(exc.plugin)!r} implements an unknown hook: {exc}. "
                 "Hook names are listed in plantguard.hookspecs."
             ) from exc
+        self._refuse_wrappers()
         self._call_register("plantguard_register_drivers", self.drivers, DriverType)
         self._call_register("plantguard_register_rules", self.rules, RuleType)
         self._call_register("plantguard_register_services", self.services, ServiceType)
@@ -128,18 +187,63 @@ class PluginHost(PluginRegistry):
         self._register_commands()
         self._started = True
 
+    # --- lifecycle hooks -----------------------------------------------------------
+
+    def site_loaded(self, site: Site) -> None:
+        """Call ``plantguard_site_loaded``; a plugin that raises refuses the site."""
+        for impl in self._impls("plantguard_site_loaded"):
+            try:
+                _call(impl, site=site)
+            except Exception as exc:
+                raise PluginError(f"plugin {impl.plugin_name!r} refused the site: {exc}") from exc
+
+    def demo_site(self, options: DemoOptions) -> DemoSite:
+        """The demo's site: the first non-None ``plantguard_demo_site`` result."""
+        demo = self.pm.hook.plantguard_demo_site(options=options)
+        if demo is None:
+            raise PluginError(
+                "no loaded plugin provides a demo site (hook plantguard_demo_site); "
+                f"is {ENV_PLUGINS} leaving it out?"
+            )
+        if not isinstance(demo, DemoSite):
+            raise PluginError(f"plantguard_demo_site returned {type(demo).__name__}, not DemoSite")
+        return demo
+
+    def shutdown(self, engine: EngineView) -> None:
+        """Call every ``plantguard_shutdown`` implementation, each even if another raised;
+        failures are logged with the plugin's name."""
+        for impl in self._impls("plantguard_shutdown"):
+            try:
+                _call(impl, engine=engine)
+            except Exception:
+                log.exception("plugin %r: plantguard_shutdown failed", impl.plugin_name)
+
+    # --- registration --------------------------------------------------------------
+
+    def _impls(self, hook_name: str) -> list[pluggy.HookImpl]:
+        """Implementations of a hook in pluggy's calling order (last registered first,
+        ``tryfirst``/``trylast`` honoured)."""
+        return list(reversed(getattr(self.pm.hook, hook_name).get_hookimpls()))
+
+    def _refuse_wrappers(self) -> None:
+        for hook_name in _CALLED_ONE_BY_ONE:
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                if impl.wrapper or impl.hookwrapper:
+                    raise PluginError(
+                        f"plugin {impl.plugin_name!r}: {hook_name} cannot be a wrapper "
+                        "(PlantGuard calls each implementation on its own)"
+                    )
+
     def _call_register(self, hook_name: str, registry: dict[str, Any], kind: type) -> None:
-        # Each implementation is called by hand (not through pm.hook) so that the
-        # register callback knows which plugin it serves: duplicate names and wrong
-        # types are reported with the plugin's name.
-        hook = getattr(self.pm.hook, hook_name)
-        for impl in hook.get_hookimpls():  # registration order
+        # The register callback knows which plugin it serves: duplicate names and wrong
+        # types are reported with the plugin's name.  Registration order.
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
             plugin_name = impl.plugin_name
 
             def register(name: str, obj: object, _plugin: str = plugin_name) -> None:
                 self._add(registry, kind, name, obj, _plugin)
 
-            impl.function(register=register)
+            _call(impl, register=register)
 
     def _add(
         self, registry: dict[str, Any], kind: type, name: str, obj: object, plugin: str
@@ -167,10 +271,10 @@ class PluginHost(PluginRegistry):
                 name: str,
                 help: str,
                 configure: Callable[[argparse.ArgumentParser], None],
-                run: Callable[[argparse.Namespace], int],
+                run: CommandRun,
                 _plugin: str = plugin_name,
             ) -> None:
-                if not _NAME.match(name):
+                if not isinstance(name, str) or not _NAME.match(name):
                     raise PluginError(f"plugin {_plugin!r} registered invalid command {name!r}")
                 if name in self.commands:
                     raise PluginError(
@@ -179,9 +283,13 @@ class PluginHost(PluginRegistry):
                     )
                 self.commands[name] = Command(name, help, configure, run, _plugin)
 
-            impl.function(register=register)
+            _call(impl, register=register)
 
     # --- introspection -------------------------------------------------------------
+
+    def provider(self, kind: type, name: str) -> str | None:
+        """The plugin that registered ``name`` as a ``kind`` (e.g. ``AlarmSink``)."""
+        return self._owner.get((kind.__name__, name))
 
     def describe(self) -> list[tuple[str, list[str], list[str]]]:
         """(plugin name, hooks it implements, what it registered) for ``plantguard plugins``."""
@@ -196,6 +304,12 @@ class PluginHost(PluginRegistry):
             )
             rows.append((str(name), hooks, provided))
         return rows
+
+
+def _call(impl: pluggy.HookImpl, **kwargs: object) -> object:
+    """Call one implementation with the hook arguments it declares (pluggy's rule:
+    an implementation may take fewer parameters than the spec)."""
+    return impl.function(**{name: kwargs[name] for name in impl.argnames})
 
 
 def default_host(only: Iterable[str] | None = None) -> PluginHost:

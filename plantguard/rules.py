@@ -10,13 +10,12 @@ configuration out as arrays and stay vectorised.
 Some rules are not about one point — a failed-login burst, a point group's
 multivariate model.  Their settings live in the site file's top-level
 ``rules.<name>`` mapping, validated with :attr:`RuleType.site_config_model`,
-and reach the rule through a :class:`RuleContext`, together with what the
-engine provides beyond the value table (the security event bus, the directory
-that relative paths such as model files are resolved against).
-
-Backward compatibility: a rule type that only implements :meth:`RuleType.create`
-keeps working; the engine calls :meth:`RuleType.create_with_context`, whose
-default forwards to ``create``.
+and reach the rule through the :class:`RuleContext` that
+:meth:`RuleType.create` receives, together with what the engine provides beyond
+the value table (the security event bus, the store, the clock, the directory
+that relative paths such as model files are resolved against).  A rule that
+needs none of it ignores the context; code outside the engine (tests, offline
+replay) passes ``RuleContext()``.
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ from .table import ValueTable
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["ContextRuleType", "Rule", "RuleContext", "RuleType"]
+__all__ = ["Rule", "RuleContext", "RuleType"]
 
 
 class Rule(abc.ABC):
@@ -81,22 +80,18 @@ class RuleType(abc.ABC):
 
     @abc.abstractmethod
     def create(
-        self, site: Site, table: ValueTable, configs: Sequence[tuple[Point, BaseModel]]
-    ) -> Rule:
-        """Build the rule for all points that configured it (validated configs)."""
-
-    def create_with_context(
         self,
         site: Site,
         table: ValueTable,
         configs: Sequence[tuple[Point, BaseModel]],
         context: RuleContext,
     ) -> Rule:
-        """Build the rule with the engine's context; override to use it.
+        """Build the rule for all points that configured it.
 
-        ``configs`` may be empty for a rule configured only at site level.
+        ``configs`` holds every (point, validated ``config_model``) pair, in site
+        order; it may be empty for a rule configured only at site level
+        (``context.site_config``).  An exception stops the gateway at start-up.
         """
-        return self.create(site, table, configs)
 
     def create_site_rule(self, context: RuleContext) -> Rule | None:
         """A rule that applies without any settings in the site file, or None (the default).
@@ -106,27 +101,3 @@ class RuleType(abc.ABC):
         are records in ``context.store``.
         """
         return None
-
-
-class ContextRuleType(RuleType):
-    """A rule type that needs the engine's context (model files, events, store).
-
-    Subclasses implement :meth:`create_with_context`; :meth:`create` builds the
-    rule with a default context (paths against the working directory, the
-    process-wide event bus, no store) for callers outside the engine.
-    """
-
-    def create(
-        self, site: Site, table: ValueTable, configs: Sequence[tuple[Point, BaseModel]]
-    ) -> Rule:
-        return self.create_with_context(site, table, configs, RuleContext())
-
-    @abc.abstractmethod
-    def create_with_context(
-        self,
-        site: Site,
-        table: ValueTable,
-        configs: Sequence[tuple[Point, BaseModel]],
-        context: RuleContext,
-    ) -> Rule:
-        """Build the rule with the engine's context."""

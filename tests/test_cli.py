@@ -65,7 +65,10 @@ def test_plugins_lists_builtins_with_hooks(capsys: pytest.CaptureFixture[str]) -
     assert "ruletype:limit" in provided.split(", ")
     assert "command:detect" in provided.split(", ")
     assert plugins["maintenance"] == ("plantguard_register_rules", "ruletype:maintenance")
-    assert plugins["sim"] == ("plantguard_register_services", "servicetype:sim")
+    assert plugins["sim"] == (
+        "plantguard_demo_site, plantguard_register_services",
+        "servicetype:sim",
+    )
     assert plugins["opcua"] == ("plantguard_register_services", "servicetype:opcua")
 
 

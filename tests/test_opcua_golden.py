@@ -240,7 +240,7 @@ def alarm_definitions(
     site = loaded.site
     points = {p.id: p for p in site.points}
     rules: list[Rule] = [
-        host.rules[name].create_with_context(
+        host.rules[name].create(
             site,
             table,
             [(points[pid], cfg) for pid, cfg in loaded.rule_configs.get(name, ())],

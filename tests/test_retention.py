@@ -20,8 +20,9 @@ import pytest
 import sqlalchemy as sa
 from pydantic import ValidationError
 
-from plantguard.config import ConfigError, Location, PluginRegistry, parse_site, validation_issues
+from plantguard.config import ConfigError, Location, parse_site, validation_issues
 from plantguard.history import HistoryWriter, format_duration
+from plantguard.host import PluginRegistry
 from plantguard.model import HistorySettings, Point, Site, StoreSettings
 from plantguard.store import Store
 from plantguard.store import store as store_module

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from plantguard.model import Point, Quality, Site
+from plantguard.model import Finding, Point, Quality, Site
 from plantguard.rules import RuleContext
 from plantguard.table import ValueTable
 from plantguard_rules.multivariate import (
@@ -100,7 +100,7 @@ def _site_rule(
         (tmp_path / "models").mkdir(exist_ok=True)
         (tmp_path / "models" / "multivariate-reactor.json").write_text(model.dumps())
     table = ValueTable(points)
-    rule = MultivariateRuleType().create_with_context(
+    rule = MultivariateRuleType().create(
         Site(id="s"),
         table,
         [(p, MultivariateConfig(group="reactor")) for p in points],
@@ -123,7 +123,7 @@ def test_rule_raises_and_clears_the_group_alarm(tmp_path: Path) -> None:
     )
     idx = np.arange(4)
     good = np.zeros(4, dtype=np.uint8)
-    findings = []
+    findings: list[Finding] = []
     shifted = _correlated(20, 4) + np.array([0.0, 0.0, 2.0, 0.0])
     rows = np.vstack([_correlated(20, 3), shifted, _correlated(20, 5)])
     for t, row in enumerate(rows):

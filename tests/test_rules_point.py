@@ -162,7 +162,7 @@ def test_drift_uses_trained_model_file(tmp_path: Any) -> None:
         f'{{"format": "{DRIFT_FORMAT}", "points": {{"d.x": {{"mean": 7, "sigma": 2}}}}}}'
     )
     table = ValueTable([POINT])
-    rule = CusumRuleType().create_with_context(
+    rule = CusumRuleType().create(
         Site(id="s"), table, [(POINT, CusumConfig())], RuleContext(base_dir=tmp_path)
     )
     assert isinstance(rule, CusumRule)

@@ -10,6 +10,7 @@ from plantguard.events import EventBus, SecurityEvent
 from plantguard.model import Site
 from plantguard.rules import RuleContext
 from plantguard.table import ValueTable
+from plantguard.testing import RunningSite
 from plantguard_rules.advisories import AdvisoryError, load_advisories, version_matches
 from plantguard_rules.security import (
     DeviceIdentityConfig,
@@ -52,7 +53,7 @@ TABLE = ValueTable(SITE.points)
 
 def _rule(name: str, cfg: object, bus: EventBus, base: Path = Path()):  # type: ignore[no-untyped-def]
     ctx = RuleContext(site_config=cfg, base_dir=base, events=bus)  # type: ignore[arg-type]
-    return security_rule_types()[name].create_with_context(SITE, TABLE, [], ctx)
+    return security_rule_types()[name].create(SITE, TABLE, [], ctx)
 
 
 def test_bus_readers_are_independent_and_count_what_they_missed() -> None:
@@ -221,7 +222,7 @@ def test_version_ranges(version: str, ranges: list[str], expected: bool) -> None
 
 
 async def test_engine_runs_site_level_security_rules_from_the_default_bus(
-    running_site,  # type: ignore[no-untyped-def]
+    running_site: RunningSite,
 ) -> None:
     from plantguard.events import publish
 

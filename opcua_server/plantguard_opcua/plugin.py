@@ -6,9 +6,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel
 
-from plantguard import hookimpl
-from plantguard.hookspecs import RegisterService
-from plantguard.services import Service, ServiceType
+from plantguard.plugin import RegisterService, Service, ServiceType, hookimpl
 
 from .options import OpcUaOptions
 from .server import OpcUaService

@@ -1,7 +1,8 @@
 """The ``plantguard`` command line.
 
 Each command group lives in its own module with an ``add_commands(sub)``
-function; plugins add theirs through ``plantguard_register_commands``.  Exit
+function; plugins add theirs through ``plantguard_register_commands`` and run
+with the CLI's plugin host (a :class:`~plantguard.host.CommandContext`).  Exit
 status: 0 ok, 1 runtime failure, 2 invalid configuration or usage.
 """
 
@@ -10,11 +11,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..config import ConfigError
-from ..host import PluginError, PluginHost, default_host
+from ..host import Command, CommandContext, PluginError, PluginHost, default_host
 from . import alarms, history, records, serve, site, users
 from .common import demo_site_text
 
@@ -66,5 +67,12 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     for command in host.commands.values():
         p = sub.add_parser(command.name, help=command.help)
         command.configure(p)
-        p.set_defaults(func=lambda args, _host, _run=command.run: _run(args))
+        p.set_defaults(func=_plugin_command(command))
     return parser
+
+
+def _plugin_command(command: Command) -> Callable[[argparse.Namespace, PluginHost], int]:
+    def run(args: argparse.Namespace, host: PluginHost) -> int:
+        return command.run(args, CommandContext(host))
+
+    return run

@@ -6,12 +6,10 @@ import argparse
 import contextlib
 import datetime as dt
 from collections.abc import Iterator
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ..hookspecs import DemoOptions
+from ..host import PluginHost, default_host
 from ..kpi import parse_duration
 from ..store import Store
 
@@ -49,29 +47,16 @@ def fmt_time(t: float) -> str:
     return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
-def demo_site_text(*, opcua_port: int, modbus_port: int, db: str, scenario: str) -> str:
-    """The embedded demo site with the ports, database and scenario chosen on the command line."""
-    text = resources.files("plantguard_sim").joinpath("demo_site.yaml").read_text(encoding="utf-8")
-    data: dict[str, Any] = yaml.safe_load(text)
-    services = data.setdefault("services", {})
-    services.setdefault("sim", {}).update(port=modbus_port, scenario=scenario)
-    # The server's certificate lives beside the demo's database.
-    pki = (
-        str(Path(db).expanduser().resolve().parent / "plantguard-demo-pki")
-        if "://" not in db
-        else "pki"
-    )
-    services.setdefault("opcua", {}).update(port=opcua_port, pki_dir=pki)
-    for area in data.get("areas", []):
-        for device in area.get("devices", []):
-            if device.get("driver") == "modbus":
-                device.setdefault("connection", {})["port"] = modbus_port
-    data.setdefault("store", {})["url"] = db
-    # Relative paths of the embedded site are relative to its package.
-    advisory = data.get("rules", {}).get("firmware_advisory")
-    if advisory and not Path(advisory["file"]).is_absolute():
-        advisory["file"] = str(resources.files("plantguard_sim").joinpath(advisory["file"]))
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+def demo_site_text(
+    *, opcua_port: int, modbus_port: int, db: str, scenario: str, host: PluginHost | None = None
+) -> str:
+    """The demo site with the ports, database and scenario chosen on the command line.
+
+    The site comes from the plugin implementing ``plantguard_demo_site`` (the
+    simulator plugin) of ``host`` (default: the installed plugins).
+    """
+    options = DemoOptions(opcua_port=opcua_port, modbus_port=modbus_port, db=db, scenario=scenario)
+    return (host or default_host()).demo_site(options).text
 
 
 _LONGEST = 100 * 365.25 * 86_400.0

@@ -10,17 +10,16 @@ import sys
 
 import sqlalchemy as sa
 
-from plantguard_sim import demo_records
-
 from ..auth import DEMO_USERS, ensure_users, verify_password
 from ..config import LoadedSite, load_site, parse_site
 from ..console import Console
 from ..engine import Engine
+from ..hookspecs import DemoOptions, DemoSite
 from ..host import PluginHost
 from ..store import Store
 from ..store.lease import LeaseHeld
 from ..store.schema import points as points_table
-from .common import DEMO_DB, SubParsers, add_db_argument, demo_site_text
+from .common import DEMO_DB, SubParsers, add_db_argument
 
 __all__ = ["add_commands"]
 
@@ -44,11 +43,17 @@ def add_commands(sub: SubParsers) -> None:
 
 
 def _demo(args: argparse.Namespace, host: PluginHost) -> int:
-    text = demo_site_text(
-        opcua_port=args.opcua_port, modbus_port=args.modbus_port, db=args.db, scenario=args.scenario
+    # The demo plant is a plugin's (plantguard_demo_site): the core names none.
+    demo = host.demo_site(
+        DemoOptions(
+            opcua_port=args.opcua_port,
+            modbus_port=args.modbus_port,
+            db=args.db,
+            scenario=args.scenario,
+        )
     )
-    loaded = parse_site(text, "<embedded demo site>", host)
-    return serve(loaded, host, args.db, args.duration, quiet=args.quiet, demo=True)
+    loaded = parse_site(demo.text, "<embedded demo site>", host)
+    return serve(loaded, host, args.db, args.duration, quiet=args.quiet, demo=demo)
 
 
 def _run(args: argparse.Namespace, host: PluginHost) -> int:
@@ -63,27 +68,33 @@ def serve(
     duration: float | None,
     *,
     quiet: bool,
-    demo: bool = False,
+    demo: DemoSite | None = None,
 ) -> int:
-    """Run the engine until Ctrl-C, SIGTERM or ``duration``; everything flushed on the way out."""
-    host.hook.plantguard_site_loaded(site=loaded.site)
+    """Run the engine until Ctrl-C, SIGTERM or ``duration``; everything flushed on the way out.
+
+    ``demo``: run the demo plant of :meth:`PluginHost.demo_site`, seeding its store.
+    """
     store = Store(db)
     try:
-        store.lease.acquire(f"plantguard {'demo' if demo else 'run'}, site {loaded.site.id}")
+        store.lease.acquire(
+            f"plantguard {'run' if demo is None else 'demo'}, site {loaded.site.id}"
+        )
     except LeaseHeld as exc:
         store.close()
         print(f"plantguard: {exc}; one gateway per database (or schema)", file=sys.stderr)
         return 1
-    if demo:  # the demo's users viewer, operator, engineer (password = name); `run` has none
+    if demo is not None:  # the demo's users viewer, operator, engineer (password = name)
         refusal = _not_a_demo_store(store, loaded)
         if refusal:
             store.close()
             print(f"plantguard: {db}: {refusal}; give the demo its own --db", file=sys.stderr)
             return 1
         ensure_users(store.users, DEMO_USERS)
-        demo_records.seed(store, loaded.site)
+        demo.seed(store, loaded.site)
     try:
-        return asyncio.run(_serve(loaded, host, store, duration, quiet=quiet, demo=demo))
+        return asyncio.run(
+            _serve(loaded, host, store, duration, quiet=quiet, demo=demo is not None)
+        )
     finally:
         store.close()
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from plantguard import hookimpl
-from plantguard.hookspecs import RegisterRule
+from plantguard.plugin import RegisterRule, hookimpl
 
 from .rule import MaintenanceRuleType
 

@@ -18,13 +18,23 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from plantguard.model import PRIORITY_BY_NAME, AlarmDefinition, Finding, Point, Priority, Site
-from plantguard.records.due import DueState, PlanStatus
-from plantguard.records.models import MaintenancePlan
-from plantguard.records.status import plan_statuses
-from plantguard.rules import Rule, RuleContext, RuleType
-from plantguard.store import Store
-from plantguard.table import ValueTable
+from plantguard.plugin import (
+    PRIORITY_BY_NAME,
+    AlarmDefinition,
+    DueState,
+    Finding,
+    MaintenancePlan,
+    PlanStatus,
+    Point,
+    Priority,
+    Rule,
+    RuleContext,
+    RuleType,
+    Site,
+    Store,
+    ValueTable,
+    plan_statuses,
+)
 
 __all__ = ["CHECK_EVERY", "MaintenanceDueRule", "MaintenanceRuleType", "alarm_id"]
 
@@ -106,7 +116,11 @@ class MaintenanceRuleType(RuleType):
     config_model = _NoPointSettings
 
     def create(
-        self, site: Site, table: ValueTable, configs: Sequence[tuple[Point, BaseModel]]
+        self,
+        site: Site,
+        table: ValueTable,
+        configs: Sequence[tuple[Point, BaseModel]],
+        context: RuleContext,
     ) -> Rule:
         raise ValueError("plans are imported with `plantguard maintenance import`, not per point")
 

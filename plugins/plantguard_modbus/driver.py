@@ -39,8 +39,7 @@ import numpy.typing as npt
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import ModbusException, ModbusIOException
 
-from plantguard.drivers import DeviceDriver, DriverError, ReadResult
-from plantguard.model import Device, Point, Quality
+from plantguard.plugin import Device, DeviceDriver, DriverError, Point, Quality, ReadResult
 
 from .codec import encode_bit_field, encode_value
 from .identity import read_identity

@@ -10,10 +10,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel
 
-from plantguard import hookimpl
-from plantguard.drivers import DriverType
-from plantguard.hookspecs import RegisterDriver
-from plantguard.model import Device
+from plantguard.plugin import Device, DriverType, RegisterDriver, hookimpl
 
 from .driver import ModbusDriver
 from .models import ModbusAddress, ModbusConnection

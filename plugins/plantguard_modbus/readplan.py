@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from plantguard.model import Point
+from plantguard.plugin import Point
 
 from .codec import BitGroup, FieldGroup, TextGroup, TypeGroup, word_indices
 from .models import REGISTER_WIDTH, ModbusAddress, ModbusConnection

@@ -26,7 +26,7 @@ from pymodbus import FramerType, ModbusDeviceIdentification
 from pymodbus.server import ModbusTcpServer, ModbusTlsServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from plantguard.model import Device
+from plantguard.plugin import Device
 
 from .driver import ModbusDriver
 from .plugin import ModbusDriverType

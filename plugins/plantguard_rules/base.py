@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
-from plantguard.model import (
+from plantguard.plugin import (
     PRIORITY_BY_NAME,
     AlarmDefinition,
     Finding,
@@ -24,10 +24,12 @@ from plantguard.model import (
     Priority,
     PriorityName,
     Quality,
+    Rule,
+    RuleContext,
+    RuleType,
     Site,
+    ValueTable,
 )
-from plantguard.rules import Rule, RuleType
-from plantguard.table import ValueTable
 
 __all__ = [
     "PRIORITY",
@@ -195,7 +197,11 @@ class PointRuleType(RuleType):
     rule_class: ClassVar[PointRuleFactory]
 
     def create(
-        self, site: Site, table: ValueTable, configs: Sequence[tuple[Point, BaseModel]]
+        self,
+        site: Site,
+        table: ValueTable,
+        configs: Sequence[tuple[Point, BaseModel]],
+        context: RuleContext,
     ) -> Rule:
         return self.rule_class(
             table, [(p, c) for p, c in configs if isinstance(c, self.config_model)]

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from plantguard.plugin import CommandContext
+
 from .csvdata import CsvError, read_table
 from .mvmodels import (
     LIMIT_RULES,
@@ -93,7 +95,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     score.add_argument("--output", required=True, type=Path, metavar="FLAGS.csv")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, context: CommandContext) -> int:
+    # Files in, files out: no site, so the context (the plugin host) is not needed.
     try:
         if args.detect_command == "fit":
             return _fit(args)

@@ -30,9 +30,17 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from plantguard.model import AlarmDefinition, Finding, Point, PriorityName, Site
-from plantguard.rules import ContextRuleType, Rule, RuleContext
-from plantguard.table import ValueTable
+from plantguard.plugin import (
+    AlarmDefinition,
+    Finding,
+    Point,
+    PriorityName,
+    Rule,
+    RuleContext,
+    RuleType,
+    Site,
+    ValueTable,
+)
 
 from .base import FloatArray, PointAlarms, new_samples
 
@@ -251,12 +259,12 @@ class CusumRule(_DriftRule):
         return float(self._h[i])
 
 
-class _DriftRuleType(ContextRuleType):
+class _DriftRuleType(RuleType):
     """EWMA and CUSUM differ only in their chart: one rule type shape for both."""
 
     rule_class: ClassVar[type[EwmaRule] | type[CusumRule]]
 
-    def create_with_context(
+    def create(
         self,
         site: Site,
         table: ValueTable,

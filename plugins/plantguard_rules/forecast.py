@@ -30,9 +30,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from plantguard.model import AlarmDefinition, Finding, Point, PriorityName
-from plantguard.rules import Rule
-from plantguard.table import ValueTable
+from plantguard.plugin import AlarmDefinition, Finding, Point, PriorityName, Rule, ValueTable
 
 from .base import FloatArray, PointAlarms, PointRuleType, usable
 from .stats import f_ppf

@@ -28,9 +28,18 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from plantguard.model import AlarmDefinition, Finding, Point, PriorityName, Quality, Site
-from plantguard.rules import Rule, RuleType
-from plantguard.table import ValueTable
+from plantguard.plugin import (
+    AlarmDefinition,
+    Finding,
+    Point,
+    PriorityName,
+    Quality,
+    Rule,
+    RuleContext,
+    RuleType,
+    Site,
+    ValueTable,
+)
 
 from .base import PRIORITY, one_up
 from .delays import LevelDelay
@@ -182,7 +191,11 @@ class LimitRuleType(RuleType):
     config_model = LimitConfig
 
     def create(
-        self, site: Site, table: ValueTable, configs: Sequence[tuple[Point, BaseModel]]
+        self,
+        site: Site,
+        table: ValueTable,
+        configs: Sequence[tuple[Point, BaseModel]],
+        context: RuleContext,
     ) -> Rule:
         typed = [(p, c) for p, c in configs if isinstance(c, LimitConfig)]
         return LimitRule(table, typed)

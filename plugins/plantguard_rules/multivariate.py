@@ -29,9 +29,17 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from plantguard.model import AlarmDefinition, Finding, Point, PriorityName, Site
-from plantguard.rules import ContextRuleType, Rule, RuleContext
-from plantguard.table import ValueTable
+from plantguard.plugin import (
+    AlarmDefinition,
+    Finding,
+    Point,
+    PriorityName,
+    Rule,
+    RuleContext,
+    RuleType,
+    Site,
+    ValueTable,
+)
 
 from .base import PRIORITY, usable
 from .mvmodels import RECOMMENDED, LimitRule, Method, MultivariateModel, Score, Scorer
@@ -188,11 +196,11 @@ def _load(
     return model
 
 
-class MultivariateRuleType(ContextRuleType):
+class MultivariateRuleType(RuleType):
     config_model = MultivariateConfig
     site_config_model = MultivariateSiteConfig
 
-    def create_with_context(
+    def create(
         self,
         site: Site,
         table: ValueTable,

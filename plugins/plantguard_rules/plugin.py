@@ -3,8 +3,7 @@ third-party plugin."""
 
 from __future__ import annotations
 
-from plantguard import hookimpl
-from plantguard.hookspecs import RegisterCommand, RegisterRule
+from plantguard.plugin import RegisterCommand, RegisterRule, hookimpl
 
 from . import detect_cli, train_cli
 from .drift import CusumRuleType, EwmaRuleType

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from plantguard.model import Point, Quality, Site
-from plantguard.rules import RuleContext
-from plantguard.table import ValueTable
+from plantguard.plugin import Point, Quality, RuleContext, Site, ValueTable
 
 from .base import FloatArray
 from .multivariate import (
@@ -43,7 +41,7 @@ def replay_model(model_file: Path, columns: Sequence[str], rows: FloatArray) -> 
     points = [Point.model_construct(id=c, name=c, device_id="") for c in columns]
     table = ValueTable(points)
     site_cfg = MultivariateSiteConfig(groups={GROUP: GroupConfig(model=str(model_file))})
-    rule = MultivariateRuleType().create_with_context(
+    rule = MultivariateRuleType().create(
         _SITE,
         table,
         [(p, MultivariateConfig(group=GROUP)) for p in points],

@@ -29,10 +29,20 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from plantguard.events import EventReader, SecurityEvent
-from plantguard.model import AlarmDefinition, Device, Finding, Point, PriorityName, Site
-from plantguard.rules import ContextRuleType, Rule, RuleContext, RuleType
-from plantguard.table import ValueTable
+from plantguard.plugin import (
+    AlarmDefinition,
+    Device,
+    EventReader,
+    Finding,
+    Point,
+    PriorityName,
+    Rule,
+    RuleContext,
+    RuleType,
+    SecurityEvent,
+    Site,
+    ValueTable,
+)
 
 from .advisories import AdvisoryFile, load_advisories
 from .base import PRIORITY
@@ -432,10 +442,10 @@ class _EventRuleFactory(Protocol):
     def __call__(self, site: Site, cfg: Any, reader: EventReader, /) -> Rule: ...
 
 
-class _SiteLevelType(ContextRuleType):
+class _SiteLevelType(RuleType):
     config_model = _NoPointSettings
 
-    def create_with_context(
+    def create(
         self,
         site: Site,
         table: ValueTable,

@@ -15,9 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from plantguard.model import AlarmDefinition, Finding, Point, PriorityName
-from plantguard.rules import Rule
-from plantguard.table import ValueTable
+from plantguard.plugin import AlarmDefinition, Finding, Point, PriorityName, Rule, ValueTable
 
 from .base import PointAlarms, PointRuleType, usable
 

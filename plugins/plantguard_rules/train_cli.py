@@ -20,18 +20,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+
+from plantguard.plugin import CommandContext, ConfigError, Store
 
 from .base import FloatArray
 from .drift import DEFAULT_MODEL, DRIFT_FORMAT
 from .multivariate import GroupConfig, MultivariateConfig, MultivariateSiteConfig, model_path
 from .mvmodels import FitError, fit_configured
 from .progress import Progress
-
-if TYPE_CHECKING:
-    from plantguard.store import Store
 
 __all__ = ["align", "configure", "run"]
 
@@ -66,12 +65,9 @@ def align(
     return rows
 
 
-def run(args: argparse.Namespace) -> int:
-    from plantguard.config import ConfigError, load_site
-    from plantguard.host import default_host
-
+def run(args: argparse.Namespace, context: CommandContext) -> int:
     try:
-        loaded = load_site(args.site, default_host())
+        loaded = context.load_site(args.site)  # with the CLI's own plugin host
     except ConfigError as exc:
         print(f"plantguard train: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
@@ -93,8 +89,6 @@ def run(args: argparse.Namespace) -> int:
     end = args.end if args.end is not None else time.time()
     start = end - args.hours * 3600
     step = args.step or site.scan_interval
-    from plantguard.store import Store
-
     store = Store(args.db or site.store.url)
     period = _Period(start, end, step)
     try:

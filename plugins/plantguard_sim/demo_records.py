@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from plantguard.model import Site
-from plantguard.records.models import MaintenancePlan, MaintenanceRecord
-from plantguard.store import Store
+from plantguard.plugin import MaintenancePlan, MaintenanceRecord, Site, Store
 
 __all__ = ["demo_plans", "seed"]
 

@@ -1,8 +1,9 @@
-"""Registers the plant simulator as the ``sim`` service.
+"""Registers the plant simulator as the ``sim`` service, and provides the demo.
 
 Why a service: the demo and the plugin test kit start the simulated plant with
 the gateway, from the same site file, before any driver polls it (``order``
-10 makes it start first and stop last).
+10 makes it start first and stop last).  ``plantguard demo`` runs the site this
+plugin gives through ``plantguard_demo_site`` (:mod:`.demo`).
 """
 
 from __future__ import annotations
@@ -11,14 +12,27 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from plantguard import hookimpl
-from plantguard.hookspecs import RegisterService
-from plantguard.services import EngineView, Service, ServiceType
+from plantguard.plugin import (
+    DemoOptions,
+    DemoSite,
+    EngineView,
+    RegisterService,
+    Service,
+    ServiceType,
+    hookimpl,
+)
 
+from . import demo
 from .plant import PlantModel
 from .server import SimServer
 
-__all__ = ["SimOptions", "SimService", "SimServiceType", "plantguard_register_services"]
+__all__ = [
+    "SimOptions",
+    "SimService",
+    "SimServiceType",
+    "plantguard_demo_site",
+    "plantguard_register_services",
+]
 
 
 class SimOptions(BaseModel):
@@ -70,3 +84,8 @@ class SimServiceType(ServiceType):
 @hookimpl
 def plantguard_register_services(register: RegisterService) -> None:
     register("sim", SimServiceType())
+
+
+@hookimpl
+def plantguard_demo_site(options: DemoOptions) -> DemoSite:
+    return demo.demo_site(options)
