@@ -18,12 +18,15 @@ acknowledged, published to OPC UA).
   ``faults`` mapping, see :class:`FaultReporter`), the refused request or the
   undecodable register.  Vectorised: one table lookup and one reduction per
   scan; the message is built only when a device's set of faulty points changes.
-* :class:`IdentityWatch` — alarm ``<device>.identity`` (security, high): the
-  engine hands it what a driver's ``identify()`` returned after each connect; a
-  vendor, product or revision different from the device's basic information in
-  the site file (when the file states it) or from the first identity reported
-  since start-up is a security finding.  The reported identity, merged into the
-  configured basic information, is kept in :attr:`IdentityWatch.info`.
+* :class:`IdentityRule` — alarm ``<device>.identity`` (security, high): a device
+  reports a manufacturer, model, serial number, hardware or firmware version other
+  than its basic information in the site file (when the file states it) or than
+  the first identity it reported since start-up.  The one identity check: the
+  ``device_identity`` security rule runs it with its own settings.
+* :class:`IdentityWatch` — asks drivers who their device is (``identify()``) after
+  each connect, keeps the reported identity merged into the configured basic
+  information (:attr:`IdentityWatch.info`), publishes it as a ``device_identity``
+  event, and runs an :class:`IdentityRule` unless the site configures one.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .events import EventBus, SecurityEvent, default_bus
+from .events import EventBus, EventReader, SecurityEvent, default_bus
 from .model import AlarmDefinition, DeviceInfo, Finding, Priority, Quality, Site
 from .rules import Rule
 from .table import ValueTable
@@ -42,9 +45,11 @@ from .table import ValueTable
 __all__ = [
     "COMM_LOST",
     "DEVICE_FAULT",
+    "IDENTITY_FIELDS",
     "CommLossRule",
     "DeviceFaultRule",
     "FaultReporter",
+    "IdentityRule",
     "IdentityWatch",
     "core_rules",
 ]
@@ -71,14 +76,6 @@ _QUALITY_REASON: dict[int, str] = {
 #: A fault message names at most this many reasons, and this many points per reason.
 _MAX_REASONS = 6
 _MAX_POINTS = 8
-#: Reported identity fields that are compared, and the basic-information field each is
-#: checked against (None: only against the first identity reported since start-up).
-_WATCHED: dict[str, str | None] = {
-    "vendor_name": "manufacturer",
-    "product_code": None,
-    "model_name": "model",
-    "revision": "firmware_version",
-}
 
 
 class CommLossRule(Rule):
@@ -275,28 +272,49 @@ class Identifiable(Protocol):
     async def identify(self) -> Mapping[str, str]: ...
 
 
-class IdentityWatch(Rule):
-    """``<device>.identity``: the device reports another vendor, product or revision.
+#: Identity fields compared by default, named as in :class:`DeviceInfo` (plus the
+#: product code a Modbus device reports, compared with its first report).
+IDENTITY_FIELDS = (
+    "manufacturer",
+    "model",
+    "serial_number",
+    "hardware_version",
+    "firmware_version",
+    "product_code",
+)
 
-    Every report is also published as a ``device_identity`` security event
-    (:mod:`plantguard.events`, fields named as in :class:`DeviceInfo`), so the
-    security rules see reported firmware too.  When another rule already declares
-    ``<device>.identity`` (the ``device_identity`` security rule, configured in the
-    site file), that rule owns the alarm and this one only reads and publishes.
+
+class IdentityRule(Rule):
+    """``<device>.identity``: a device reports an identity other than its configured one —
+    or, for fields not configured, than it first reported.
+
+    The one identity check.  The engine runs it with the defaults (all of
+    :data:`IDENTITY_FIELDS`, high priority) through :class:`IdentityWatch`; the
+    ``device_identity`` security rule of the site file runs it with the fields and
+    priority it is given, and then the engine's steps aside.  It reads the
+    ``device_identity`` events :class:`IdentityWatch` publishes, so a swapped device or
+    an unplanned firmware update is seen whichever driver reported it.
+    Conditions: ``FIRMWARE_CHANGED`` when only the firmware differs, else
+    ``IDENTITY_CHANGED``; cleared by a report that matches again.
     """
 
     def __init__(
-        self, site: Site, taken: Collection[str] = (), bus: EventBus | None = None
+        self,
+        site: Site,
+        reader: EventReader,
+        *,
+        fields: Sequence[str] = IDENTITY_FIELDS,
+        priority: Priority = Priority.HIGH,
     ) -> None:
+        self._reader = reader
+        self._fields = frozenset(fields)
+        self._priority = priority
         self._devices = {d.id: d for d in site.devices}
-        self._bus = bus or default_bus()
-        self._owned = {d for d in self._devices if f"{d}.identity" not in taken}
-        self._first: dict[str, dict[str, str]] = {}
-        self._pending: list[Finding] = []
-        #: Basic information of each device with what it reported about itself.
-        self.info: dict[str, DeviceInfo] = {d.id: d.info for d in site.devices}
-        #: The identity each device last reported (driver field names).
-        self.reported: dict[str, dict[str, str]] = {}
+        self._expected: dict[str, dict[str, str]] = {
+            d.id: {f: str(getattr(d.info, f)) for f in fields if getattr(d.info, f, "")}
+            for d in site.devices
+        }
+        self._active: dict[str, str] = {}  # device → its condition at the last report
 
     def alarms(self) -> Sequence[AlarmDefinition]:
         return [
@@ -306,15 +324,75 @@ class IdentityWatch(Rule):
                 device_id=d.id,
                 kind="security",
                 rule="identity",
-                priority=Priority.HIGH,
+                priority=self._priority,
                 message=f"{d.name or d.id} reports a different identity",
             )
             for d in self._devices.values()
-            if d.id in self._owned
         ]
 
+    def evaluate(self, table: ValueTable, now: float) -> Sequence[Finding]:
+        findings = []
+        for event in self._reader.drain():
+            if event.kind == "device_identity" and event.source in self._expected:
+                finding = self._compare(event.source, event.detail, now)
+                if finding is not None:
+                    findings.append(finding)
+        return findings
+
+    def _compare(self, device_id: str, detail: Mapping[str, str], now: float) -> Finding | None:
+        expected = self._expected[device_id]
+        reported = {f: v for f, v in detail.items() if f in self._fields and v}
+        for f, v in reported.items():
+            expected.setdefault(f, v)  # the first report is the baseline of unconfigured fields
+        changed = {f: (expected[f], v) for f, v in reported.items() if expected[f] != v}
+        condition = ""
+        if changed:
+            only_firmware = set(changed) == {"firmware_version"}
+            condition = "FIRMWARE_CHANGED" if only_firmware else "IDENTITY_CHANGED"
+        if self._active.get(device_id) == condition:
+            return None  # the first report always tells (a restored alarm may clear)
+        self._active[device_id] = condition
+        name = self._devices[device_id].name or device_id
+        if changed:
+            what = ", ".join(f"{f} {old!r} → {new!r}" for f, (old, new) in sorted(changed.items()))
+            message = f"{name} identity changed: {what}"
+            log.warning("security: %s", message)
+        else:
+            message = f"{name} identity as expected"
+        severity = int(self._priority) if changed else 0
+        return Finding(
+            f"{device_id}.identity", bool(changed), condition, severity, message, len(changed), now
+        )
+
+
+class IdentityWatch(Rule):
+    """What each device says it is: asks drivers (``identify()``) after each connect,
+    keeps the reported identity merged into the basic information (:attr:`info`), and
+    publishes every report as a ``device_identity`` security event (fields named as in
+    :class:`DeviceInfo`).
+
+    The comparison is :class:`IdentityRule`'s: run here with its defaults, unless
+    another rule already declares ``<device>.identity`` (the ``device_identity``
+    security rule, configured in the site file, which is an :class:`IdentityRule` too).
+    """
+
+    def __init__(
+        self, site: Site, taken: Collection[str] = (), bus: EventBus | None = None
+    ) -> None:
+        self._devices = {d.id: d for d in site.devices}
+        self._bus = bus or default_bus()
+        owned = not any(f"{d}.identity" in taken for d in self._devices)
+        self._rule = IdentityRule(site, self._bus.reader()) if owned else None
+        #: Basic information of each device with what it reported about itself.
+        self.info: dict[str, DeviceInfo] = {d.id: d.info for d in site.devices}
+        #: The identity each device last reported (driver field names).
+        self.reported: dict[str, dict[str, str]] = {}
+
+    def alarms(self) -> Sequence[AlarmDefinition]:
+        return self._rule.alarms() if self._rule is not None else []
+
     async def check(self, device_id: str, driver: Identifiable, now: float) -> None:
-        """Ask ``driver`` who the device is and queue a finding for the next scan.
+        """Ask ``driver`` who the device is and publish it for the next scan.
 
         Never raises: an identification failure must not stop the device's polling.
         """
@@ -326,7 +404,7 @@ class IdentityWatch(Rule):
         self.record(device_id, reported, now)
 
     def record(self, device_id: str, reported: Mapping[str, str], now: float) -> None:
-        """Compare a reported identity with the expected one; queue the finding."""
+        """Keep and publish a reported identity (driver field names)."""
         device = self._devices.get(device_id)
         if device is None or not reported:
             return
@@ -336,40 +414,9 @@ class IdentityWatch(Rule):
         self._bus.publish(
             SecurityEvent("device_identity", source=device_id, detail=_as_info(reported), time=now)
         )
-        if device_id not in self._owned:
-            return
-        baseline = self._first.setdefault(device_id, reported)
-        changes = []
-        for key, info_field in _WATCHED.items():
-            got = reported.get(key, "")
-            if not got:
-                continue
-            configured = str(getattr(device.info, info_field)) if info_field else ""
-            expected = configured or baseline.get(key, "")
-            if expected and got != expected:
-                changes.append(f"{key} {expected!r} → {got!r}")
-        message = (
-            f"{device.name or device_id} identity changed: {'; '.join(changes)}"
-            if changes
-            else f"{device.name or device_id} identity as expected"
-        )
-        if changes:
-            log.warning("security: %s", message)
-        self._pending.append(
-            Finding(
-                alarm_id=f"{device_id}.identity",
-                active=bool(changes),
-                condition="IDENTITY_CHANGED" if changes else "",
-                severity=int(Priority.HIGH),
-                message=message,
-                value=float(len(changes)),
-                time=now,
-            )
-        )
 
     def evaluate(self, table: ValueTable, now: float) -> Sequence[Finding]:
-        findings, self._pending = self._pending, []
-        return findings
+        return self._rule.evaluate(table, now) if self._rule is not None else []
 
 
 def _as_info(reported: Mapping[str, str]) -> dict[str, str]:

@@ -28,6 +28,8 @@ What is in it, by the part of the gateway a plugin plugs into::
                Quality Priority PriorityName PRIORITY_BY_NAME
 
     security   SecurityEvent, read with an EventReader (RuleContext.events.reader())
+               IdentityRule(site, reader, fields=IDENTITY_FIELDS, priority=…): the
+               engine's device-identity check, for a rule type that configures it
 
     records    Store · MaintenancePlan MaintenanceRecord · PlanStatus DueState
                plan_statuses(store, now)
@@ -45,6 +47,7 @@ from __future__ import annotations
 
 from .alarms import AlarmState, Transition
 from .auth import Principal
+from .comm import IDENTITY_FIELDS, IdentityRule
 from .config import ConfigError, LoadedSite
 from .drivers import DeviceDriver, DriverError, DriverType, ReadResult
 from .events import EventReader, SecurityEvent
@@ -81,6 +84,7 @@ from .store import Store
 from .table import ValueTable
 
 __all__ = [
+    "IDENTITY_FIELDS",
     "PRIORITY_BY_NAME",
     "AlarmDefinition",
     "AlarmSink",
@@ -98,6 +102,7 @@ __all__ = [
     "EngineView",
     "EventReader",
     "Finding",
+    "IdentityRule",
     "LoadedSite",
     "MaintenancePlan",
     "MaintenanceRecord",

@@ -90,9 +90,13 @@ def test_identity_watch_compares_with_basic_information_and_first_report() -> No
     watch.record("v2", {"vendor_name": "Other", "product_code": "X", "revision": "6.6.6"}, 2.0)
     (f1, f2) = watch.evaluate(None, 2.0)  # type: ignore[arg-type]
     assert f1.active
-    assert "vendor_name 'Acme Valves' → 'Fake Valves'" in f1.message
+    assert (f1.condition, f1.message) == (
+        "IDENTITY_CHANGED",
+        "v1 identity changed: manufacturer 'Acme Valves' → 'Fake Valves'",
+    )
     assert f2.active
-    assert "revision '1.0' → '6.6.6'" in f2.message
+    assert f2.condition == "FIRMWARE_CHANGED"
+    assert "firmware_version '1.0' → '6.6.6'" in f2.message
     assert watch.evaluate(None, 3.0) == []  # type: ignore[arg-type]
 
 
@@ -139,8 +143,8 @@ async def test_firmware_change_after_reconnect_raises_a_security_alarm(
                 lambda: alarms.status["valve.identity"].state is AlarmState.UNACK, timeout=20
             )
             status = alarms.status["valve.identity"]
-            assert "revision '2.4.1' → '9.9.9'" in status.message
-            assert status.condition == "IDENTITY_CHANGED"
+            assert "firmware_version '2.4.1' → '9.9.9'" in status.message
+            assert status.condition == "FIRMWARE_CHANGED"
     finally:
         await server.stop()
 

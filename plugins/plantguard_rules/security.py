@@ -30,10 +30,12 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from plantguard.plugin import (
+    IDENTITY_FIELDS,
     AlarmDefinition,
     Device,
     EventReader,
     Finding,
+    IdentityRule,
     Point,
     PriorityName,
     Rule,
@@ -48,9 +50,7 @@ from .advisories import AdvisoryFile, load_advisories
 from .base import PRIORITY
 
 __all__ = [
-    "IDENTITY_FIELDS",
     "DeviceIdentityConfig",
-    "DeviceIdentityRule",
     "FailedLoginsConfig",
     "FailedLoginsRule",
     "FirmwareAdvisoryConfig",
@@ -63,9 +63,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: Identity fields a driver may report in a ``device_identity`` event's detail.
-IDENTITY_FIELDS = ("manufacturer", "model", "serial_number", "hardware_version", "firmware_version")
 
 
 class _Settings(BaseModel):
@@ -309,52 +306,6 @@ class DeviceIdentityConfig(_Settings):
     fields: list[str] = Field(default_factory=lambda: list(IDENTITY_FIELDS))
 
 
-class DeviceIdentityRule(Rule):
-    """A device reports an identity (``device_identity`` events, ``source`` = device id)
-    other than its configured one — or, for fields not configured, than it first reported.
-
-    A swapped device or a firmware update nobody planned is the first sign of
-    tampering and the last chance to catch a wrong spare part.
-    """
-
-    def __init__(self, site: Site, cfg: DeviceIdentityConfig, reader: EventReader) -> None:
-        self._cfg = cfg
-        self._reader = reader
-        self._alarms = _Alarms()
-        self._expected: dict[str, dict[str, str]] = {}
-        for d in site.devices:
-            self._alarms.add(f"{d.id}.identity", d.id, d.id, "device_identity", cfg.priority)
-            self._expected[d.id] = {
-                f: str(getattr(d.info, f)) for f in cfg.fields if getattr(d.info, f, "")
-            }
-
-    def alarms(self) -> Sequence[AlarmDefinition]:
-        return self._alarms.definitions()
-
-    def evaluate(self, table: ValueTable, now: float) -> Sequence[Finding]:
-        out = []
-        for e in self._reader.drain():
-            if e.kind != "device_identity" or e.source not in self._expected:
-                continue
-            expected = self._expected[e.source]
-            reported = {f: v for f, v in e.detail.items() if f in self._cfg.fields and v}
-            for f, v in reported.items():
-                expected.setdefault(f, v)  # first report is the baseline for unconfigured fields
-            changed = {f: (expected[f], v) for f, v in reported.items() if expected[f] != v}
-            alarm_id = f"{e.source}.identity"
-            if not changed:
-                out.append(
-                    self._alarms.set(alarm_id, False, "", f"{e.source} identity as expected", now)
-                )
-                continue
-            condition = (
-                "FIRMWARE_CHANGED" if set(changed) == {"firmware_version"} else "IDENTITY_CHANGED"
-            )
-            what = ", ".join(f"{f} {old!r} → {new!r}" for f, (old, new) in sorted(changed.items()))
-            out.append(self._alarms.set(alarm_id, True, condition, f"{e.source}: {what}", now))
-        return _keep(out)
-
-
 # --- firmware advisories -------------------------------------------------------------
 
 
@@ -484,8 +435,16 @@ class UnexpectedWriteType(_SiteLevelType):
 
 
 class DeviceIdentityType(_SiteLevelType):
+    """The engine's own identity check (:class:`plantguard.comm.IdentityRule`) with the
+    fields and priority of the site file: configuring it replaces the default one."""
+
     site_config_model = DeviceIdentityConfig
-    rule_class = DeviceIdentityRule
+
+    def _build(self, site: Site, cfg: BaseModel, context: RuleContext) -> Rule:
+        assert isinstance(cfg, DeviceIdentityConfig)
+        return IdentityRule(
+            site, context.events.reader(), fields=cfg.fields, priority=PRIORITY[cfg.priority]
+        )
 
 
 class FirmwareAdvisoryType(_SiteLevelType):
