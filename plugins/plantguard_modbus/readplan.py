@@ -54,6 +54,35 @@ class ReadPlan:
         return positions
 
 
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Where each block's registers (or bits) land in the poll's word and bit buffers."""
+
+    bases: list[int]
+    point_block: IntArray  # block of each point, -1 for points without an address
+    first: IntArray  # first word (or bit) of each point in its buffer
+    words: int
+    bits: int
+
+    @classmethod
+    def of(cls, blocks: Sequence[Block], known: Sequence[int], n_points: int) -> _Layout:
+        bases: list[int] = []
+        words = bits = 0
+        point_block = np.full(n_points, -1, dtype=np.intp)
+        first = np.zeros(n_points, dtype=np.intp)
+        for b_index, block in enumerate(blocks):
+            base = bits if block.is_bits else words
+            bases.append(base)
+            for member, offset in zip(block.members, block.offsets, strict=True):
+                point_block[known[member]] = b_index
+                first[known[member]] = base + offset
+            if block.is_bits:
+                bits += block.count
+            else:
+                words += block.count
+        return cls(bases, point_block, first, words, bits)
+
+
 def build_plan(
     points: Sequence[Point],
     addresses: Mapping[str, ModbusAddress],
@@ -74,20 +103,9 @@ def build_plan(
         max_bit_gap=c.max_bit_gap,
     )
 
-    bases: list[int] = []
-    words = bits = 0
-    point_block = np.full(len(points), -1, dtype=np.intp)
-    first = np.zeros(len(points), dtype=np.intp)  # first word (or bit) of each point
-    for b_index, block in enumerate(blocks):
-        base = bits if block.is_bits else words
-        bases.append(base)
-        for member, offset in zip(block.members, block.offsets, strict=True):
-            point_block[known[member]] = b_index
-            first[known[member]] = base + offset
-        if block.is_bits:
-            bits += block.count
-        else:
-            words += block.count
+    layout = _Layout.of(blocks, known, len(points))
+    bases, point_block, first = layout.bases, layout.point_block, layout.first
+    words, bits = layout.words, layout.bits
 
     def positions(select: Sequence[int]) -> IntArray:
         return np.array([known[k] for k in select], dtype=np.intp)

@@ -51,6 +51,30 @@ def _parse_time(text: str) -> float:
         return dt.datetime.fromisoformat(text.strip()).timestamp()
 
 
+def _header(path: Path, row: Sequence[str]) -> list[str]:
+    """Column names: each present, none twice."""
+    header = [h.strip() for h in row]
+    if len(set(header)) != len(header):
+        dup = sorted({h for h in header if header.count(h) > 1})
+        raise CsvError(f"{path}: line 1: duplicate column {', '.join(repr(d) for d in dup)}")
+    if any(not h for h in header):
+        raise CsvError(f"{path}: line 1: column {header.index('') + 1} has no name")
+    return header
+
+
+def _number(path: Path, line_no: int, column: str, cell: str) -> float:
+    """A data cell: a number, or NaN when empty."""
+    cell = cell.strip()
+    if not cell:
+        return np.nan
+    try:
+        return float(cell)
+    except ValueError:
+        raise CsvError(
+            f"{path}: line {line_no}, column {column!r}: {cell!r} is not a number"
+        ) from None
+
+
 def read_table(path: Path) -> Table:
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -61,12 +85,7 @@ def read_table(path: Path) -> Table:
         raise CsvError(f"{path}: empty file (expected a header row of point names)")
     delimiter = ";" if lines[0].count(";") > lines[0].count(",") else ","
     rows = list(csv.reader(lines, delimiter=delimiter))
-    header = [h.strip() for h in rows[0]]
-    if len(set(header)) != len(header):
-        dup = sorted({h for h in header if header.count(h) > 1})
-        raise CsvError(f"{path}: line 1: duplicate column {', '.join(repr(d) for d in dup)}")
-    if any(not h for h in header):
-        raise CsvError(f"{path}: line 1: column {header.index('') + 1} has no name")
+    header = _header(path, rows[0])
     time_col = next((i for i, h in enumerate(header) if h.lower() in TIME_COLUMNS), None)
     data_cols = [i for i in range(len(header)) if i != time_col]
     values: list[list[float]] = []
@@ -79,18 +98,7 @@ def read_table(path: Path) -> Table:
             raise CsvError(
                 f"{path}: line {line_no}: {len(row)} fields, the header has {len(header)}"
             )
-        out = []
-        for i in data_cols:
-            cell = row[i].strip()
-            if not cell:
-                out.append(np.nan)
-                continue
-            try:
-                out.append(float(cell))
-            except ValueError:
-                raise CsvError(
-                    f"{path}: line {line_no}, column {header[i]!r}: {cell!r} is not a number"
-                ) from None
+        out = [_number(path, line_no, header[i], row[i]) for i in data_cols]
         if time_col is not None:
             try:
                 times.append(_parse_time(row[time_col]))
