@@ -91,7 +91,14 @@ $(VENV_HA)/.installed: $(HA_DIR)/requirements-test.txt
 
 test-ha: venv $(VENV_HA)/.installed
 	cd $(HA_DIR) && ../../$(VENV_HA)/bin/ruff check . && ../../$(VENV_HA)/bin/ruff format --check .
+	cd $(HA_DIR) && ../../$(VENV_HA)/bin/mypy
 	cd $(HA_DIR) && ../../$(VENV_HA)/bin/pytest -q --cov=custom_components.plantguard --cov-report=term-missing --cov-fail-under=95
+
+# The archive a GitHub release carries for HACS (hacs.json: zip_release) and for manual
+# installs: the integration's files at its root, reproducible.  See docs/homeassistant.md.
+.PHONY: ha-release
+ha-release:
+	$(PYTHON) $(HA_DIR)/release.py dist/plantguard.zip
 
 clean:
 	rm -rf $(VENV) $(VENV_HA) .mypy_cache .ruff_cache .pytest_cache *.egg-info plantguard-demo.db*

@@ -74,6 +74,9 @@ class OpcUaOptions(BaseModel):
     limits: ResourceLimits = Field(
         default_factory=ResourceLimits, description="what one client may hold (sessions, queues)"
     )
+    announce: bool = Field(
+        False, description="announce the endpoint over mDNS/DNS-SD as _opcua-tcp._tcp (Part 12)"
+    )
 
     @field_validator("security")
     @classmethod

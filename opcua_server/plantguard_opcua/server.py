@@ -22,6 +22,7 @@ from plantguard.throttle import LoginThrottle
 
 from . import compat
 from .address_space import build_address_space
+from .announce import Announcement, Announcer
 from .conditions import ConditionPublisher
 from .history import install_history
 from .methods import link_methods
@@ -62,6 +63,8 @@ class OpcUaService(Service):
         self.conditions: ConditionPublisher | None = None
         #: Maintenance and statistics nodes and RecordMaintenance (after start, with a store).
         self.records: RecordsPublisher | None = None
+        #: The mDNS announcement (after start, with ``announce: true``).
+        self.announcer: Announcer | None = None
 
     @property
     def server(self) -> Server | None:
@@ -135,6 +138,9 @@ class OpcUaService(Service):
             engine.on_values(points.on_changes),
             alarms.subscribe(conditions.on_transitions),
         ]
+        if opts.announce:
+            self.announcer = Announcer(Announcement.of(opts, port, application_uri, engine))
+            await self.announcer.start(opts.host)
         log.info(
             "OPC UA server on %s (%d point variables, address space built in %.2fs)",
             endpoint,
@@ -143,6 +149,9 @@ class OpcUaService(Service):
         )
 
     async def stop(self) -> None:
+        if self.announcer is not None:
+            await self.announcer.stop()
+            self.announcer = None
         if self.records is not None:
             await self.records.stop()
             self.records = None

@@ -9,6 +9,8 @@ from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.plantguard import coordinator as coordinator_module
 from custom_components.plantguard.const import CONF_SECURITY_MODE, DOMAIN
@@ -21,6 +23,13 @@ APPLICATION_URI = "urn:plantguard:demo:opcua"
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Load custom_components/plantguard in every test."""
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Snapshots in Home Assistant's format (registry entries and states without their ids
+    and times), as in Home Assistant's own tests; syrupy's own fixture would win otherwise."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ from homeassistant.const import STATE_UNKNOWN
 from homeassistant.core import Context, Event, HomeAssistant, State, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 import pytest
+import voluptuous as vol
 
 from custom_components.plantguard.api import ActionRefused
 from custom_components.plantguard.const import DOMAIN
@@ -75,6 +76,11 @@ async def test_alarm_acknowledged_from_home_assistant(
     assert activated["alarm_entity_id"] == LEVEL_ALARM
     assert activated["priority"] in ("high", "urgent")
 
+    # Confirming comes after acknowledging (ISA-18.2): the gateway refuses it before.
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(DOMAIN, "confirm", {"entity_id": LEVEL_ALARM}, blocking=True)
+    assert err.value.translation_key == "invalid_state"
+
     # A stale EventId (another client acted since) is refreshed once, not failed on.
     client = entry.runtime_data.coordinator.client
     alarm = entry.runtime_data.coordinator.data.model.all_alarms[
@@ -119,10 +125,48 @@ async def test_alarm_acknowledged_from_home_assistant(
     await gateway.write_float(TANK1, 0, math.nan)
     await wait_for(hass, LEVEL_ALARM, lambda s: s.state == "normal")
     await wait_for(hass, EVENTS, lambda s: s.attributes.get("event_type") == "cleared")
+    assert hass.states.get(LEVEL_ALARM).attributes["confirmed"] is False
+
+    # Confirmed from Home Assistant, then a comment: both journalled with the user.
+    await hass.services.async_call(
+        DOMAIN,
+        "confirm",
+        {"entity_id": LEVEL_ALARM, "comment": "transmitter drift found"},
+        blocking=True,
+        context=Context(user_id=hass_admin_user.id),
+    )
+    await wait_for(hass, LEVEL_ALARM, lambda s: s.attributes["confirmed"] is True)
+    await wait_for(hass, EVENTS, lambda s: s.attributes.get("event_type") == "confirmed")
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(DOMAIN, "confirm", {"entity_id": LEVEL_ALARM}, blocking=True)
+    assert err.value.translation_key == "already_confirmed"
+    await hass.services.async_call(
+        DOMAIN,
+        "add_comment",
+        {"entity_id": LEVEL_ALARM, "comment": "calibration booked"},
+        blocking=True,
+        context=Context(user_id=hass_admin_user.id),
+    )
+    state = await wait_for(
+        hass, LEVEL_ALARM, lambda s: s.attributes["comment"].endswith("calibration booked")
+    )
+    assert state.attributes["comment"] == "[Home Assistant: Mock User] calibration booked"
+    journal = await hass.async_add_executor_job(gateway.journal, "tank1.level.limit")
+    actions = {e["action"]: e for e in journal}
+    assert actions["confirm"]["comment"] == "[Home Assistant: Mock User] transmitter drift found"
+    assert actions["comment"]["comment"] == "[Home Assistant: Mock User] calibration booked"
+    assert actions["comment"]["user"] == "operator"
+    # A comment must say something.
+    with pytest.raises(vol.Invalid):
+        await hass.services.async_call(
+            DOMAIN, "add_comment", {"entity_id": LEVEL_ALARM, "comment": ""}, blocking=True
+        )
+
     assert {e.data["new_state"].attributes["event_type"] for e in fired} >= {
         "activated",
         "acknowledged",
         "cleared",
+        "confirmed",
     }
     await hass.config_entries.async_unload(entry.entry_id)
 
@@ -165,6 +209,70 @@ async def test_shelve_and_unshelve_as_engineer(
             blocking=True,
         )
     assert err.value.translation_key == "shelving_time_out_of_range"
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_out_of_service_as_engineer(hass: HomeAssistant, shared_gateway: Gateway) -> None:
+    """RemoveFromService / PlaceInService (Part 9), with the reason as a comment."""
+    entry = await setup_entry(hass, entry_for(shared_gateway, "engineer"))
+    await hass.services.async_call(
+        DOMAIN,
+        "remove_from_service",
+        {"entity_id": BEARING_ALARM, "comment": "sensor replaced"},
+        blocking=True,
+    )
+    state = await wait_for(hass, BEARING_ALARM, lambda s: s.state == "out_of_service")
+    assert state.attributes["out_of_service"] is True
+    await wait_for(hass, EVENTS, lambda s: s.attributes.get("event_type") == "removed_from_service")
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            DOMAIN, "remove_from_service", {"entity_id": BEARING_ALARM}, blocking=True
+        )
+    assert err.value.translation_key == "already_out_of_service"
+    # An alarm out of service is not shelved: place it in service first.
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            DOMAIN, "shelve", {"entity_id": BEARING_ALARM}, blocking=True
+        )
+    assert err.value.translation_key == "alarm_disabled"
+
+    # An alarm out of service reports no events (Part 9): its reason reaches the journal
+    # at once, and Home Assistant with the next event.
+    await hass.services.async_call(
+        DOMAIN,
+        "place_in_service",
+        {"entity_id": BEARING_ALARM, "comment": "calibrated"},
+        blocking=True,
+    )
+    state = await wait_for(hass, BEARING_ALARM, lambda s: s.state == "normal")
+    assert state.attributes["out_of_service"] is False
+    await wait_for(hass, BEARING_ALARM, lambda s: s.attributes["comment"].endswith("calibrated"))
+    assert hass.states.get(BEARING_ALARM).attributes["comment"] == (
+        "[Home Assistant: automation] calibrated"
+    )
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            DOMAIN, "place_in_service", {"entity_id": BEARING_ALARM}, blocking=True
+        )
+    assert err.value.translation_key == "not_out_of_service"
+    journal = await hass.async_add_executor_job(shared_gateway.journal, "pump1.bearing_temp.limit")
+    actions = [(e["action"], e["comment"]) for e in journal]
+    removed = actions.index(("remove_from_service", ""))
+    assert actions[removed + 1] == ("comment", "[Home Assistant: automation] sensor replaced")
+    assert actions[removed + 2] == ("return_to_service", "")
+    assert actions[removed + 3] == ("comment", "[Home Assistant: automation] calibrated")
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_operator_may_not_take_alarms_out_of_service(
+    hass: HomeAssistant, shared_gateway: Gateway
+) -> None:
+    entry = await setup_entry(hass, entry_for(shared_gateway, "operator"))
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            DOMAIN, "remove_from_service", {"entity_id": BEARING_ALARM}, blocking=True
+        )
+    assert err.value.translation_key == "access_denied"
     await hass.config_entries.async_unload(entry.entry_id)
 
 

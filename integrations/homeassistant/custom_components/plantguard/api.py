@@ -25,17 +25,22 @@ Exceptions::
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 import logging
 from typing import Any, Final
 
-from asyncua import Client, Node, ua
+from asyncua import ua
+from asyncua.client.client import Client
 from asyncua.common.events import Event
+from asyncua.common.node import Node
 from asyncua.common.subscription import DataChangeNotif, Subscription
 from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
+from asyncua.ua.attribute_ids import AttributeIds
+from asyncua.ua.object_ids import ObjectIds
+from asyncua.ua.uaerrors import UaError
 
 from .const import (
     NAMESPACE_URI,
@@ -108,16 +113,31 @@ _CONDITION_FIELDS: Final = (
 #: Variables of a maintenance plan object (``<device>/Maintenance/<plan>#<name>``).
 _PLAN_FIELDS: Final = ("Title", "State", "Remaining", "Unit")
 
+#: Plan states that have a due instant worth reading.
+_DUE_STATES: Final = ("due_soon", "overdue")
+
 #: ShelvedStateMachineType states (Part 9) → PlantGuard's shelving names.
 _SHELVING: Final = {
-    ua.ObjectIds.ShelvedStateMachineType_TimedShelved: "timed",
-    ua.ObjectIds.ShelvedStateMachineType_OneShotShelved: "oneshot",
+    ObjectIds.ShelvedStateMachineType_TimedShelved: "timed",
+    ObjectIds.ShelvedStateMachineType_OneShotShelved: "oneshot",
 }
 
-_ACKNOWLEDGE: Final = ua.NodeId(ua.ObjectIds.AcknowledgeableConditionType_Acknowledge)
-_TIMED_SHELVE: Final = ua.NodeId(ua.ObjectIds.ShelvedStateMachineType_TimedShelve)
-_ONE_SHOT_SHELVE: Final = ua.NodeId(ua.ObjectIds.ShelvedStateMachineType_OneShotShelve)
-_UNSHELVE: Final = ua.NodeId(ua.ObjectIds.ShelvedStateMachineType_Unshelve)
+
+def _numeric_node(identifier: int) -> ua.NodeId:
+    """A node of the OPC UA namespace (0), by its numeric id."""
+    return ua.NodeId(ua.Int32(identifier))
+
+
+#: The A&C methods the actions call, on the standard types (Part 9); the gateway
+#: links them for every condition, which is passed as the ObjectId.
+_ACKNOWLEDGE: Final = _numeric_node(ObjectIds.AcknowledgeableConditionType_Acknowledge)
+_CONFIRM: Final = _numeric_node(ObjectIds.AcknowledgeableConditionType_Confirm)
+_ADD_COMMENT: Final = _numeric_node(ObjectIds.ConditionType_AddComment)
+_REMOVE_FROM_SERVICE: Final = _numeric_node(ObjectIds.AlarmConditionType_RemoveFromService)
+_PLACE_IN_SERVICE: Final = _numeric_node(ObjectIds.AlarmConditionType_PlaceInService)
+_TIMED_SHELVE: Final = _numeric_node(ObjectIds.ShelvedStateMachineType_TimedShelve)
+_ONE_SHOT_SHELVE: Final = _numeric_node(ObjectIds.ShelvedStateMachineType_OneShotShelve)
+_UNSHELVE: Final = _numeric_node(ObjectIds.ShelvedStateMachineType_Unshelve)
 
 
 class PlantGuardError(Exception):
@@ -236,14 +256,14 @@ def _event_filter() -> ua.EventFilter:
     clauses = []
     for path in _CONDITION_FIELDS:
         op = ua.SimpleAttributeOperand()
-        op.TypeDefinitionId = ua.NodeId(ua.ObjectIds.BaseEventType)
+        op.TypeDefinitionId = _numeric_node(ObjectIds.BaseEventType)
         op.BrowsePath = [ua.QualifiedName(part, 0) for part in path.split("/")]
-        op.AttributeId = ua.AttributeIds.Value
+        op.AttributeId = AttributeIds.Value
         clauses.append(op)
     condition_id = ua.SimpleAttributeOperand()
-    condition_id.TypeDefinitionId = ua.NodeId(ua.ObjectIds.ConditionType)
+    condition_id.TypeDefinitionId = _numeric_node(ObjectIds.ConditionType)
     condition_id.BrowsePath = []
-    condition_id.AttributeId = ua.AttributeIds.NodeId
+    condition_id.AttributeId = AttributeIds.NodeId
     clauses.append(condition_id)
     event_filter = ua.EventFilter()
     event_filter.SelectClauses = clauses
@@ -313,12 +333,12 @@ class GatewayClient:
             raise InvalidAuth(str(err)) from err
         except PlantGuardError:
             raise
-        except (OSError, TimeoutError, ua.UaError) as err:
+        except (OSError, TimeoutError, UaError) as err:
             raise CannotConnect(str(err) or type(err).__name__) from err
         self._connected = True
         try:
             namespaces = await client.get_namespace_array()
-        except (OSError, TimeoutError, ua.UaError) as err:
+        except (OSError, TimeoutError, UaError) as err:
             await self.disconnect()
             raise CannotConnect(str(err)) from err
         if NAMESPACE_URI not in namespaces:
@@ -345,7 +365,7 @@ class GatewayClient:
     # --- reading the plant --------------------------------------------------------------
 
     def _node(self, path: str) -> Node:
-        return self._client.get_node(ua.NodeId(path, self._ns, ua.NodeIdType.String))
+        return self._client.get_node(_string_node(path, self._ns))
 
     async def _children(self, paths: list[str]) -> list[list[ua.ReferenceDescription]]:
         """Forward hierarchical children of several nodes, in one Browse call."""
@@ -363,7 +383,7 @@ class GatewayClient:
             )
         return out
 
-    async def _read(self, paths: list[str], attr: ua.AttributeIds) -> list[ua.DataValue]:
+    async def _read(self, paths: list[str], attr: AttributeIds) -> list[ua.DataValue]:
         if not paths:
             return []
         nodes = [self._node(p) for p in paths]
@@ -373,231 +393,183 @@ class GatewayClient:
         """Browse ``Objects/PlantGuard`` into a :class:`GatewayModel` (a few batched calls)."""
         try:
             return await self._read_model()
-        except (OSError, TimeoutError, ua.UaError) as err:
+        except (OSError, TimeoutError, UaError) as err:
             raise CannotConnect(str(err)) from err
 
     async def _read_model(self) -> GatewayModel:
+        """The plant, browsed level by level: site, areas, devices, their points and alarms."""
+        application_uri, build = await self._read_identity()
+        sites = await self._browse_objects(["/"], _is_object)
+        site = sites[0] if sites else None
+        areas = await self._browse_objects([s.path for s in sites], _is_area)
+        devices = await self._browse_devices(areas)
+        points, alarms = await self._browse_points_and_alarms(devices)
+        return GatewayModel(
+            application_uri=application_uri,
+            name=(site.display_name or site.path) if site else application_uri,
+            site_id=site.path if site else "",
+            product=_text(getattr(build, "ProductName", "")) or "PlantGuard",
+            software_version=_text(getattr(build, "SoftwareVersion", "")),
+            devices=tuple(await self._read_devices(devices, points, alarms)),
+            alarms=await self._browse_site_alarms(site),
+        )
+
+    async def _read_identity(self) -> tuple[str, Any]:
+        """The server's application URI (first of its ServerArray) and its BuildInfo."""
         client = self._client
         server_uri, build = await client.read_values(
             [
-                client.get_node(ua.NodeId(ua.ObjectIds.Server_ServerArray)),
-                client.get_node(ua.NodeId(ua.ObjectIds.Server_ServerStatus_BuildInfo)),
+                client.get_node(_numeric_node(ObjectIds.Server_ServerArray)),
+                client.get_node(_numeric_node(ObjectIds.Server_ServerStatus_BuildInfo)),
             ]
         )
-        application_uri = server_uri[0] if server_uri else self.url
-        [sites] = await self._children(["/"])
-        site_refs = [r for r in sites if r.NodeClass == ua.NodeClass.Object]
-        site_paths = [str(r.NodeId.Identifier) for r in site_refs]
-        site_name = _text(site_refs[0].DisplayName) if site_refs else ""
-        # Areas are the site's folders; its Maintenance, Statistics and Alarms
-        # objects are the site's own.
-        area_refs = [
-            r
-            for refs in await self._children(site_paths)
-            for r in refs
-            if _is_folder(r) and r.BrowseName.Name not in _RESERVED
+        return str(server_uri[0] if server_uri else self.url), build
+
+    async def _browse_objects(
+        self, parents: list[str], keep: Callable[[ua.ReferenceDescription], bool]
+    ) -> list[_Browsed]:
+        """The children of ``parents`` that ``keep`` accepts, each with its parent."""
+        return [
+            _Browsed.of(parent, ref)
+            for parent, refs in zip(parents, await self._children(parents), strict=True)
+            for ref in refs
+            if keep(ref)
         ]
-        area_paths = [str(r.NodeId.Identifier) for r in area_refs]
-        area_names = {p: _text(r.DisplayName) for p, r in zip(area_paths, area_refs, strict=True)}
-        # Devices are plain objects (BaseObjectType) in an area.
-        device_refs: list[tuple[str, ua.ReferenceDescription]] = [
-            (area, r)
-            for area, refs in zip(area_paths, await self._children(area_paths), strict=True)
-            for r in refs
-            if _is_plain_object(r) and r.BrowseName.Name not in _RESERVED
-        ]
-        device_paths = [str(r.NodeId.Identifier) for _, r in device_refs]
-        props = await self._read(
-            [f"{d}#{name}" for d in device_paths for name in _DEVICE_PROPERTIES],
-            ua.AttributeIds.Value,
-        )
+
+    async def _browse_devices(self, areas: list[_Browsed]) -> list[_Browsed]:
+        """The areas' devices, each knowing its area's display name."""
+        names = {area.path: area.display_name for area in areas}
+        devices = await self._browse_objects([area.path for area in areas], _is_device)
+        return [device.in_area(names[device.parent]) for device in devices]
+
+    async def _browse_points_and_alarms(
+        self, devices: list[_Browsed]
+    ) -> tuple[dict[str, list[PointInfo]], dict[str, list[AlarmInfo]]]:
+        """Each device's ``Points`` variables and ``Alarms`` conditions (one Browse)."""
         folders = await self._children(
-            [f"{d}/{folder}" for d in device_paths for folder in ("Points", "Alarms")]
+            [f"{d.path}/{folder}" for d in devices for folder in ("Points", "Alarms")]
         )
-        site_alarm_refs = [
-            r
-            for refs in await self._children([f"{p}/Alarms" for p in site_paths])
-            for r in refs
-            if r.NodeClass == ua.NodeClass.Object
-        ]
         point_refs = [
-            (device, r)
-            for i, device in enumerate(device_paths)
-            for r in (folders[2 * i] if folders[2 * i] else [])
-            if r.NodeClass == ua.NodeClass.Variable
+            _Browsed.of(device.path, ref)
+            for device, refs in zip(devices, folders[0::2], strict=True)
+            for ref in refs
+            if ref.NodeClass == ua.NodeClass.Variable
         ]
-        alarm_refs = [
-            (device, r)
-            for i, device in enumerate(device_paths)
-            for r in (folders[2 * i + 1] if folders[2 * i + 1] else [])
-            if r.NodeClass == ua.NodeClass.Object
-        ]
-        point_paths = [str(r.NodeId.Identifier) for _, r in point_refs]
-        descriptions = await self._read(point_paths, ua.AttributeIds.Description)
-        data_types = await self._read(point_paths, ua.AttributeIds.DataType)
-        units = await self._read(
-            [f"{p}#EngineeringUnits" for p in point_paths], ua.AttributeIds.Value
-        )
-        points: dict[str, list[PointInfo]] = {}
-        for (device, _ref), path, desc, dtype, unit in zip(
-            point_refs, point_paths, descriptions, data_types, units, strict=True
-        ):
-            local = path.rsplit("/", 1)[-1]
-            eu = unit.Value.Value if unit.Value is not None else None
-            points.setdefault(device, []).append(
-                PointInfo(
-                    key=path,
-                    device_key=device,
-                    point_id=local,
-                    name=_text(desc.Value.Value if desc.Value else None) or local,
-                    data_type=_data_type(dtype.Value.Value if dtype.Value else None),
-                    unit=_text(eu.DisplayName) if isinstance(eu, ua.EUInformation) else "",
-                )
-            )
         alarms: dict[str, list[AlarmInfo]] = {}
-        device_ids = {str(r.NodeId.Identifier): r.BrowseName.Name for _, r in device_refs}
-        for device, ref in alarm_refs:
-            path = str(ref.NodeId.Identifier)
-            local = ref.BrowseName.Name
-            alarms.setdefault(device, []).append(
-                AlarmInfo(
-                    key=path,
-                    device_key=device,
-                    alarm_id=f"{device_ids[device]}.{local}",
-                    name=local,
-                    source_name=device_ids[device],
-                )
+        for device, refs in zip(devices, folders[1::2], strict=True):
+            alarms[device.path] = [
+                _alarm_info(device.path, device.browse_name, ref) for ref in refs if _is_object(ref)
+            ]
+        return await self._read_points(point_refs), alarms
+
+    async def _read_points(self, refs: list[_Browsed]) -> dict[str, list[PointInfo]]:
+        """Name, data type and engineering unit of each point, by device."""
+        paths = [ref.path for ref in refs]
+        descriptions = await self._read(paths, AttributeIds.Description)
+        data_types = await self._read(paths, AttributeIds.DataType)
+        units = await self._read([f"{p}#EngineeringUnits" for p in paths], AttributeIds.Value)
+        points: dict[str, list[PointInfo]] = {}
+        for ref, description, data_type, unit in zip(
+            refs, descriptions, data_types, units, strict=True
+        ):
+            points.setdefault(ref.parent, []).append(
+                _point_info(ref, _value(description), _value(data_type), _value(unit))
             )
-        site_alarms = tuple(
-            AlarmInfo(
-                key=str(ref.NodeId.Identifier),
-                device_key="",
-                alarm_id=ref.BrowseName.Name,
-                name=ref.BrowseName.Name,
-                source_name=site_paths[0],
-            )
-            for ref in site_alarm_refs
+        return points
+
+    async def _read_devices(
+        self,
+        devices: list[_Browsed],
+        points: dict[str, list[PointInfo]],
+        alarms: dict[str, list[AlarmInfo]],
+    ) -> list[DeviceInfo]:
+        """Each device's DI properties (one Read), with its points and alarms."""
+        values = await self._read(
+            [f"{d.path}#{name}" for d in devices for name in _DEVICE_PROPERTIES],
+            AttributeIds.Value,
         )
-        devices = []
-        count = len(_DEVICE_PROPERTIES)
-        for i, (area, ref) in enumerate(device_refs):
-            path = device_paths[i]
-            values = {
-                name: dv.Value.Value if dv.Value is not None and dv.StatusCode.is_good() else None
-                for name, dv in zip(
-                    _DEVICE_PROPERTIES, props[i * count : (i + 1) * count], strict=True
-                )
-            }
-            devices.append(
-                DeviceInfo(
-                    key=path,
-                    device_id=ref.BrowseName.Name,
-                    name=_text(ref.DisplayName) or ref.BrowseName.Name,
-                    area=area_names.get(area, ""),
-                    manufacturer=_text(values["Manufacturer"]),
-                    model=_text(values["Model"]),
-                    serial_number=_text(values["SerialNumber"]),
-                    hardware_version=_text(values["HardwareRevision"]),
-                    firmware_version=_text(values["SoftwareRevision"]),
-                    category=_text(values["DeviceClass"]),
-                    location=_text(values["Location"]),
-                    status=_text(values["Status"]),
-                    safety_critical=bool(values["SafetyCritical"]),
-                    points=tuple(points.get(path, ())),
-                    alarms=tuple(alarms.get(path, ())),
-                )
+        return [
+            _device_info(
+                device,
+                _good_values(_DEVICE_PROPERTIES, chunk),
+                points.get(device.path, []),
+                alarms.get(device.path, []),
             )
-        return GatewayModel(
-            application_uri=str(application_uri),
-            name=site_name or (site_paths[0] if site_paths else application_uri),
-            site_id=site_paths[0] if site_paths else "",
-            product=_text(getattr(build, "ProductName", "")) or "PlantGuard",
-            software_version=_text(getattr(build, "SoftwareVersion", "")),
-            devices=tuple(devices),
-            alarms=site_alarms,
-        )
+            for device, chunk in zip(devices, _chunks(values, len(_DEVICE_PROPERTIES)), strict=True)
+        ]
+
+    async def _browse_site_alarms(self, site: _Browsed | None) -> tuple[AlarmInfo, ...]:
+        """The site's own conditions (security detections …), under ``<site>/Alarms``."""
+        if site is None:
+            return ()
+        [refs] = await self._children([f"{site.path}/Alarms"])
+        return tuple(_site_alarm_info(site.path, ref) for ref in refs if _is_object(ref))
 
     async def read_state(self, model: GatewayModel) -> Snapshot:
         """Current values of every point and the A&C fields of every condition."""
+        point_keys = list(model.points)
+        alarm_keys = list(model.all_alarms)
         try:
-            point_keys = list(model.points)
-            values = await self._read(point_keys, ua.AttributeIds.Value)
-            alarm_keys = list(model.all_alarms)
-            paths = [
-                f"{key}.{field.replace('/', '.')}"
-                for key in alarm_keys
-                for field in _CONDITION_FIELDS
-            ]
-            fields = await self._read(paths, ua.AttributeIds.Value)
-        except (OSError, TimeoutError, ua.UaError) as err:
-            raise CannotConnect(str(err)) from err
-        points = {k: _point_value(dv) for k, dv in zip(point_keys, values, strict=True)}
-        alarms = {}
-        count = len(_CONDITION_FIELDS)
-        for i, key in enumerate(alarm_keys):
-            chunk = fields[i * count : (i + 1) * count]
-            alarms[key] = alarm_status(
-                {
-                    name: dv.Value.Value if dv.Value is not None else None
-                    for name, dv in zip(_CONDITION_FIELDS, chunk, strict=True)
-                    if dv.StatusCode.is_good()
-                }
+            values = await self._read(point_keys, AttributeIds.Value)
+            fields = await self._read(
+                [
+                    f"{key}.{field.replace('/', '.')}"
+                    for key in alarm_keys
+                    for field in _CONDITION_FIELDS
+                ],
+                AttributeIds.Value,
             )
-        return Snapshot(points=points, alarms=alarms)
+        except (OSError, TimeoutError, UaError) as err:
+            raise CannotConnect(str(err)) from err
+        return Snapshot(
+            points={k: _point_value(dv) for k, dv in zip(point_keys, values, strict=True)},
+            alarms={
+                key: alarm_status(
+                    {
+                        name: _value(dv)
+                        for name, dv in zip(_CONDITION_FIELDS, chunk, strict=True)
+                        if _good(dv)
+                    }
+                )
+                for key, chunk in zip(
+                    alarm_keys, _chunks(fields, len(_CONDITION_FIELDS)), strict=True
+                )
+            },
+        )
 
     async def read_maintenance(self, model: GatewayModel) -> list[MaintenancePlanInfo]:
         """Maintenance and inspection plans of every device, with their due state.
 
         The gateway serves ``<device>/Maintenance/<plan>`` objects (Title, State,
         DueAt, Remaining, Unit); a gateway without them simply has no plans.
-        ``DueAt`` is read on its own for the plans that are due: a plan without a
-        due instant (a meter plan) holds a null DateTime, which some servers
-        cannot encode, and one such variable must not fail the whole read.
         """
         try:
-            folders = await self._children([f"{d.key}/Maintenance" for d in model.devices])
-            plans: list[tuple[str, str, str]] = [
-                (device.key, str(ref.NodeId.Identifier), ref.BrowseName.Name)
-                for device, refs in zip(model.devices, folders, strict=True)
-                for ref in refs
-                if ref.NodeClass == ua.NodeClass.Object
-            ]
+            folders = {f"{d.key}/Maintenance": d.key for d in model.devices}
+            plans = await self._browse_objects(list(folders), _is_object)
             values = await self._read(
-                [f"{plan}#{name}" for _, plan, _ in plans for name in _PLAN_FIELDS],
-                ua.AttributeIds.Value,
+                [f"{plan.path}#{name}" for plan in plans for name in _PLAN_FIELDS],
+                AttributeIds.Value,
             )
-        except (OSError, TimeoutError, ua.UaError) as err:
+        except (OSError, TimeoutError, UaError) as err:
             raise CannotConnect(str(err)) from err
         out = []
-        count = len(_PLAN_FIELDS)
-        for i, (device, plan, plan_id) in enumerate(plans):
-            got = {
-                name: dv.Value.Value if dv.Value is not None and dv.StatusCode.is_good() else None
-                for name, dv in zip(_PLAN_FIELDS, values[i * count : (i + 1) * count], strict=True)
-            }
-            state = _text(got["State"])
-            remaining = got["Remaining"]
-            due = await self._due_at(plan) if state in ("due_soon", "overdue") else None
-            out.append(
-                MaintenancePlanInfo(
-                    key=plan,
-                    device_key=device,
-                    plan_id=plan_id,
-                    title=_text(got["Title"]) or plan_id,
-                    state=state,
-                    due=due,
-                    remaining=float(remaining) if isinstance(remaining, int | float) else None,
-                    unit=_text(got["Unit"]),
-                )
-            )
+        for plan, chunk in zip(plans, _chunks(values, len(_PLAN_FIELDS)), strict=True):
+            fields = _good_values(_PLAN_FIELDS, chunk)
+            due = await self._due_at(plan.path) if _text(fields["State"]) in _DUE_STATES else None
+            out.append(_plan_info(plan, folders[plan.parent], fields, due))
         return out
 
     async def _due_at(self, plan: str) -> datetime | None:
+        """A due plan's ``DueAt``, read on its own.
+
+        A plan without a due instant (a meter plan) holds a null DateTime, which
+        some servers cannot encode: one such variable must not fail the whole read.
+        """
         try:
-            [value] = await self._read([f"{plan}#DueAt"], ua.AttributeIds.Value)
-        except ua.UaError:
+            [value] = await self._read([f"{plan}#DueAt"], AttributeIds.Value)
+        except UaError:
             return None
-        due = value.Value.Value if value.Value is not None else None
+        due = _value(value)
         return _aware(due) if isinstance(due, datetime) else None
 
     # --- subscriptions ------------------------------------------------------------------
@@ -607,17 +579,15 @@ class GatewayClient:
         try:
             sub = await self._client.create_subscription(publishing_interval, _Handler(self))
             self._subscription = sub
-            nodes = [self._node(key) for key in model.points]
-            self._points_by_node = {node.nodeid: node.nodeid.Identifier for node in nodes}
-            self._alarms_by_node = {
-                ua.NodeId(key, self._ns, ua.NodeIdType.String): key for key in model.all_alarms
-            }
+            nodes = {key: self._node(key) for key in model.points}
+            self._points_by_node = {node.nodeid: key for key, node in nodes.items()}
+            self._alarms_by_node = {_string_node(key, self._ns): key for key in model.all_alarms}
             if nodes:
-                await sub.subscribe_data_change(nodes, queuesize=10)
+                await sub.subscribe_data_change(list(nodes.values()), queuesize=10)
             await sub.subscribe_events(
-                ua.NodeId(ua.ObjectIds.Server), evfilter=_event_filter(), queuesize=100
+                _numeric_node(ObjectIds.Server), evfilter=_event_filter(), queuesize=100
             )
-        except (OSError, TimeoutError, ua.UaError) as err:
+        except (OSError, TimeoutError, UaError) as err:
             raise CannotConnect(str(err)) from err
 
     async def updates(self) -> AsyncIterator[list[Update]]:
@@ -663,24 +633,27 @@ class GatewayClient:
 
     async def _call(self, object_path: str, method: ua.NodeId, *args: ua.Variant) -> None:
         request = ua.CallMethodRequest()
-        request.ObjectId = ua.NodeId(object_path, self._ns, ua.NodeIdType.String)
+        request.ObjectId = _string_node(object_path, self._ns)
         request.MethodId = method
         request.InputArguments = list(args)
         try:
             [result] = await self._client.uaclient.call([request])
-        except (OSError, TimeoutError, ua.UaError) as err:
+        except (OSError, TimeoutError, UaError) as err:
             raise CannotConnect(str(err)) from err
-        if not result.StatusCode.is_good():
-            raise ActionRefused(result.StatusCode.name)
+        status = result.StatusCode
+        if status is not None and not status.is_good():
+            raise ActionRefused(status.name)
 
     async def read_event_id(self, alarm: AlarmInfo) -> bytes | None:
-        """The condition's latest EventId (what Acknowledge must name)."""
-        [value] = await self._read([f"{alarm.key}.EventId"], ua.AttributeIds.Value)
-        event_id = value.Value.Value if value.Value is not None else None
+        """The condition's latest EventId (what Acknowledge, Confirm and AddComment name)."""
+        [value] = await self._read([f"{alarm.key}.EventId"], AttributeIds.Value)
+        event_id = _value(value)
         return event_id if isinstance(event_id, bytes) else None
 
-    async def acknowledge(self, alarm: AlarmInfo, event_id: bytes | None, comment: str) -> None:
-        """Acknowledge (Part 9 Acknowledge) the condition's event ``event_id``.
+    async def _call_on_event(
+        self, alarm: AlarmInfo, method: ua.NodeId, event_id: bytes | None, comment: str
+    ) -> None:
+        """Call a Part 9 method that names one of the condition's events and takes a comment.
 
         A stale EventId (another client acted in between) is refreshed from the
         condition and tried once more.
@@ -691,12 +664,32 @@ class GatewayClient:
                 event_id = await self.read_event_id(alarm)
             try:
                 await self._call(
-                    alarm.key, _ACKNOWLEDGE, ua.Variant(event_id, ua.VariantType.ByteString), text
+                    alarm.key, method, ua.Variant(event_id, ua.VariantType.ByteString), text
                 )
                 return
             except ActionRefused as err:
                 if err.status != "BadEventIdUnknown" or attempt:
                     raise
+
+    async def acknowledge(self, alarm: AlarmInfo, event_id: bytes | None, comment: str) -> None:
+        """Acknowledge (Part 9 ``Acknowledge``) the condition's event ``event_id``."""
+        await self._call_on_event(alarm, _ACKNOWLEDGE, event_id, comment)
+
+    async def confirm(self, alarm: AlarmInfo, event_id: bytes | None, comment: str) -> None:
+        """Confirm (Part 9 ``Confirm``) an acknowledged alarm that has returned to normal."""
+        await self._call_on_event(alarm, _CONFIRM, event_id, comment)
+
+    async def add_comment(self, alarm: AlarmInfo, event_id: bytes | None, comment: str) -> None:
+        """Add a comment (Part 9 ``AddComment``) to the condition, for its journal."""
+        await self._call_on_event(alarm, _ADD_COMMENT, event_id, comment)
+
+    async def remove_from_service(self, alarm: AlarmInfo) -> None:
+        """Take the alarm out of service (``AlarmConditionType.RemoveFromService``)."""
+        await self._call(alarm.key, _REMOVE_FROM_SERVICE)
+
+    async def place_in_service(self, alarm: AlarmInfo) -> None:
+        """Return the alarm to service (``AlarmConditionType.PlaceInService``)."""
+        await self._call(alarm.key, _PLACE_IN_SERVICE)
 
     async def shelve(self, alarm: AlarmInfo, seconds: float | None) -> None:
         """Timed shelve for ``seconds``, or a one-shot shelve when None."""
@@ -724,7 +717,7 @@ class GatewayClient:
             ua.Variant(text, ua.VariantType.String)
             for text in (plan_id, work_done, result, "", "", performer)
         ]
-        method = ua.NodeId(f"{device.key}.RecordMaintenance", self._ns, ua.NodeIdType.String)
+        method = _string_node(f"{device.key}.RecordMaintenance", self._ns)
         await self._call(device.key, method, *strings)
 
 
@@ -748,30 +741,171 @@ class _Handler:
 _RESERVED: Final = frozenset({"Alarms", "Maintenance", "Statistics", "Points"})
 
 
+def _string_node(path: str, namespace: int) -> ua.NodeId:
+    """A PlantGuard node: its string NodeId is the path (``demo/utilities/pump1``)."""
+    return ua.NodeId(ua.String(path), ua.Int16(namespace), ua.NodeIdType.String)
+
+
+@dataclass(frozen=True, slots=True)
+class _Browsed:
+    """A node found by browsing: its path, its names, and the node it was found under."""
+
+    parent: str
+    path: str
+    browse_name: str
+    display_name: str
+    #: For a device: the display name of its area.
+    area: str = ""
+
+    @classmethod
+    def of(cls, parent: str, ref: ua.ReferenceDescription) -> _Browsed:
+        return cls(
+            parent=parent,
+            path=str(ref.NodeId.Identifier),
+            browse_name=_name(ref),
+            display_name=_text(ref.DisplayName),
+        )
+
+    def in_area(self, area: str) -> _Browsed:
+        return replace(self, area=area)
+
+
+def _name(ref: ua.ReferenceDescription) -> str:
+    return ref.BrowseName.Name or ""
+
+
 def _type_is(ref: ua.ReferenceDescription, type_id: int) -> bool:
     definition = ref.TypeDefinition
-    return definition.NamespaceIndex == 0 and definition.Identifier == type_id
+    return bool(definition.NamespaceIndex == 0 and definition.Identifier == type_id)
 
 
-def _is_folder(ref: ua.ReferenceDescription) -> bool:
-    return ref.NodeClass == ua.NodeClass.Object and _type_is(ref, ua.ObjectIds.FolderType)
+def _is_object(ref: ua.ReferenceDescription) -> bool:
+    return bool(ref.NodeClass == ua.NodeClass.Object)
 
 
-def _is_plain_object(ref: ua.ReferenceDescription) -> bool:
-    return ref.NodeClass == ua.NodeClass.Object and _type_is(ref, ua.ObjectIds.BaseObjectType)
+def _is_area(ref: ua.ReferenceDescription) -> bool:
+    """Areas are the site's folders (its Alarms, Maintenance and Statistics are its own)."""
+    return _is_object(ref) and _type_is(ref, ObjectIds.FolderType) and _name(ref) not in _RESERVED
+
+
+def _is_device(ref: ua.ReferenceDescription) -> bool:
+    """Devices are an area's plain objects (BaseObjectType)."""
+    plain = _is_object(ref) and _type_is(ref, ObjectIds.BaseObjectType)
+    return plain and _name(ref) not in _RESERVED
+
+
+def _value(data_value: ua.DataValue) -> Any:
+    """The value a Read returned (None when it has none)."""
+    return data_value.Value.Value if data_value.Value is not None else None
+
+
+def _good(data_value: ua.DataValue) -> bool:
+    """Whether a Read succeeded (an omitted StatusCode means Good)."""
+    status = data_value.StatusCode
+    return status is None or status.is_good()
+
+
+def _good_values(names: Sequence[str], values: Sequence[ua.DataValue]) -> dict[str, Any]:
+    """``names`` → the values read for them; None where the read failed."""
+    return {name: _value(dv) if _good(dv) else None for name, dv in zip(names, values, strict=True)}
+
+
+def _chunks[T](items: Sequence[T], size: int) -> list[Sequence[T]]:
+    """``items`` in consecutive runs of ``size`` (a batched read of several fields per node)."""
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _point_info(ref: _Browsed, description: Any, data_type: Any, unit: Any) -> PointInfo:
+    """A point variable from its Description, DataType and EngineeringUnits."""
+    local = ref.path.rsplit("/", 1)[-1]
+    return PointInfo(
+        key=ref.path,
+        device_key=ref.parent,
+        point_id=local,
+        name=_text(description) or local,
+        data_type=_data_type(data_type),
+        unit=_text(unit.DisplayName) if isinstance(unit, ua.EUInformation) else "",
+    )
+
+
+def _alarm_info(device: str, device_id: str, ref: ua.ReferenceDescription) -> AlarmInfo:
+    """A device's condition; the gateway's alarm id is ``<device id>.<condition name>``."""
+    name = _name(ref)
+    return AlarmInfo(
+        key=str(ref.NodeId.Identifier),
+        device_key=device,
+        alarm_id=f"{device_id}.{name}",
+        name=name,
+        source_name=device_id,
+    )
+
+
+def _site_alarm_info(site: str, ref: ua.ReferenceDescription) -> AlarmInfo:
+    """One of the site's own conditions; its alarm id is the condition name."""
+    name = _name(ref)
+    return AlarmInfo(
+        key=str(ref.NodeId.Identifier),
+        device_key="",
+        alarm_id=name,
+        name=name,
+        source_name=site,
+    )
+
+
+def _device_info(
+    device: _Browsed,
+    values: dict[str, Any],
+    points: Sequence[PointInfo],
+    alarms: Sequence[AlarmInfo],
+) -> DeviceInfo:
+    """A device from its browse names and its DI properties (:data:`_DEVICE_PROPERTIES`)."""
+    return DeviceInfo(
+        key=device.path,
+        device_id=device.browse_name,
+        name=device.display_name or device.browse_name,
+        area=device.area,
+        manufacturer=_text(values["Manufacturer"]),
+        model=_text(values["Model"]),
+        serial_number=_text(values["SerialNumber"]),
+        hardware_version=_text(values["HardwareRevision"]),
+        firmware_version=_text(values["SoftwareRevision"]),
+        category=_text(values["DeviceClass"]),
+        location=_text(values["Location"]),
+        status=_text(values["Status"]),
+        safety_critical=bool(values["SafetyCritical"]),
+        points=tuple(points),
+        alarms=tuple(alarms),
+    )
+
+
+def _plan_info(
+    plan: _Browsed, device_key: str, fields: dict[str, Any], due: datetime | None
+) -> MaintenancePlanInfo:
+    """A device's maintenance plan from its variables (:data:`_PLAN_FIELDS`) and due instant."""
+    remaining = fields["Remaining"]
+    return MaintenancePlanInfo(
+        key=plan.path,
+        device_key=device_key,
+        plan_id=plan.browse_name,
+        title=_text(fields["Title"]) or plan.browse_name,
+        state=_text(fields["State"]),
+        due=due,
+        remaining=float(remaining) if isinstance(remaining, int | float) else None,
+        unit=_text(fields["Unit"]),
+    )
 
 
 def _data_type(node_id: Any) -> str:
     if isinstance(node_id, ua.NodeId) and node_id.NamespaceIndex == 0:
-        if node_id.Identifier == ua.ObjectIds.Boolean:
+        if node_id.Identifier == ObjectIds.Boolean:
             return "bool"
         if node_id.Identifier in (
-            ua.ObjectIds.Int16,
-            ua.ObjectIds.Int32,
-            ua.ObjectIds.Int64,
-            ua.ObjectIds.UInt16,
-            ua.ObjectIds.UInt32,
-            ua.ObjectIds.UInt64,
+            ObjectIds.Int16,
+            ObjectIds.Int32,
+            ObjectIds.Int64,
+            ObjectIds.UInt16,
+            ObjectIds.UInt32,
+            ObjectIds.UInt64,
         ):
             return "int"
     return "float"

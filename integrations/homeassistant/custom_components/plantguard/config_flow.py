@@ -1,9 +1,16 @@
-"""Config flow: connect to a gateway, and later re-authenticate or reconfigure.
+"""Config flow: connect to a gateway — entered or discovered — and later re-authenticate
+or reconfigure.
 
 The connection is tested before an entry is created or changed: the flow
 connects with the given settings, checks the server is a PlantGuard gateway and
 reads its application URI, which is the entry's unique id — so one gateway is
 one entry, whatever URL (IP address, host name) reaches it.
+
+A gateway with ``services.opcua.announce: true`` announces itself over mDNS as
+the OPC UA service type ``_opcua-tcp._tcp`` (OPC UA Part 12), with its endpoint
+path, application URI, site and security modes in the TXT record.  Discovery
+offers it (confirm, then credentials); an announcement of a gateway already set
+up updates the entry's address instead.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
+from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 import voluptuous as vol
 
 from .api import CannotConnect, InvalidAuth, NotAPlantGuardGateway, SecurityModeNotOffered
@@ -29,6 +37,12 @@ from .coordinator import async_create_client
 from .models import GatewayModel
 
 DEFAULT_URL = "opc.tcp://127.0.0.1:4840/plantguard"
+
+#: TXT keys of the gateway's announcement (see plantguard_opcua.announce).
+TXT_PATH = "path"
+TXT_URI = "uri"
+TXT_SITE = "site"
+TXT_SECURITY = "sec"
 
 _SECURITY_SELECTOR = SelectSelector(
     SelectSelectorConfig(
@@ -66,11 +80,33 @@ def _auth_schema(defaults: Mapping[str, Any]) -> vol.Schema:
     )
 
 
+def _credentials_schema(security_mode: str) -> vol.Schema:
+    return _auth_schema({}).extend(
+        {vol.Required(CONF_SECURITY_MODE, default=security_mode): _SECURITY_SELECTOR}
+    )
+
+
+def _discovered_url(discovery_info: ZeroconfServiceInfo, path: str) -> str:
+    """The endpoint a discovered gateway announces: its address, port and path."""
+    address = discovery_info.ip_address
+    host = f"[{address}]" if address.version == 6 else str(address)
+    return f"opc.tcp://{host}:{discovery_info.port}{path}"
+
+
+def _offered_modes(announced: str) -> list[str]:
+    """The security modes a gateway announces (``sec``), in the order the selector shows them."""
+    offered = {mode.strip() for mode in announced.split(",")}
+    return [mode for mode in SECURITY_MODES if mode in offered]
+
+
 class PlantGuardConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up a PlantGuard gateway."""
 
     VERSION = 1
     MINOR_VERSION = 1
+
+    def __init__(self) -> None:
+        self._discovered: dict[str, Any] = {}
 
     async def _async_try(self, data: dict[str, Any], errors: dict[str, str]) -> GatewayModel | None:
         """Connect with ``data``; fill ``errors`` (key ``base``) on failure."""
@@ -110,6 +146,63 @@ class PlantGuardConfigFlow(ConfigFlow, domain=DOMAIN):
             data_schema=_connection_schema(user_input or {}),
             errors=errors,
         )
+
+    async def async_step_zeroconf(self, discovery_info: ZeroconfServiceInfo) -> ConfigFlowResult:
+        """A gateway announced itself (``_opcua-tcp._tcp``, OPC UA Part 12)."""
+        properties = discovery_info.properties
+        uri = str(properties.get(TXT_URI) or "")
+        if not uri.startswith("urn:plantguard:") or discovery_info.port is None:
+            return self.async_abort(reason="not_plantguard")
+        url = _discovered_url(discovery_info, str(properties.get(TXT_PATH) or "/"))
+        await self.async_set_unique_id(uri)
+        self._abort_if_unique_id_configured(updates={CONF_URL: url})
+        name = str(properties.get(TXT_SITE) or uri)
+        self._discovered = {
+            CONF_URL: url,
+            "name": name,
+            "security": _offered_modes(str(properties.get(TXT_SECURITY) or SECURITY_NONE)),
+        }
+        self.context["title_placeholders"] = {"name": name}
+        return await self.async_step_zeroconf_confirm()
+
+    async def async_step_zeroconf_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Offer the discovered gateway."""
+        if user_input is not None:
+            return await self.async_step_discovery_auth()
+        self._set_confirm_only()
+        return self.async_show_form(
+            step_id="zeroconf_confirm", description_placeholders=self._placeholders()
+        )
+
+    async def async_step_discovery_auth(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for the account (and security mode) to use with the discovered gateway."""
+        errors: dict[str, str] = {}
+        offered: list[str] = self._discovered["security"] or [SECURITY_NONE]
+        if user_input is not None:
+            data = {CONF_URL: self._discovered[CONF_URL], CONF_USERNAME: "", CONF_PASSWORD: ""}
+            data |= user_input
+            model = await self._async_try(data, errors)
+            if model is not None:
+                await self.async_set_unique_id(model.application_uri)
+                self._abort_if_unique_id_configured()
+                return self.async_create_entry(title=model.name, data=data)
+        return self.async_show_form(
+            step_id="discovery_auth",
+            data_schema=_credentials_schema((user_input or {}).get(CONF_SECURITY_MODE, offered[0])),
+            errors=errors,
+            description_placeholders=self._placeholders(),
+        )
+
+    def _placeholders(self) -> dict[str, str]:
+        return {
+            "name": self._discovered["name"],
+            "url": self._discovered[CONF_URL],
+            "security": ", ".join(self._discovered["security"]) or SECURITY_NONE,
+        }
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
         """The gateway refused the stored credentials."""

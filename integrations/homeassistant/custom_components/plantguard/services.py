@@ -1,11 +1,13 @@
-"""Actions: acknowledge and shelve alarms, record maintenance — through the gateway.
+"""Actions on alarms and maintenance — each one through the gateway's own OPC UA methods.
 
-Each action calls the gateway's own OPC UA method (Acknowledge, TimedShelve …,
-RecordMaintenance), so the gateway checks the role of the account the
-integration logs in with, journals the action and publishes it to every other
-client.  The gateway journals that account; the Home Assistant user who acted is
-named in the comment (``[Home Assistant: Alice] …``), so the journal answers
-"who" for a shared account too.
+Alarms: acknowledge, confirm, add a comment, shelve and unshelve, remove from
+service and place in service (Part 9 Acknowledge, Confirm, AddComment,
+TimedShelve/OneShotShelve/Unshelve, RemoveFromService/PlaceInService); devices:
+record maintenance (the device's RecordMaintenance).  The gateway checks the
+role of the account the integration logs in with, journals the action and
+publishes it to every other client.  The gateway journals that account; the
+Home Assistant user who acted is named in the comment (``[Home Assistant:
+Alice] …``), so the journal answers "who" for a shared account too.
 
 Gateway refusals are mapped to Home Assistant errors in one place,
 :func:`_raise_for`.
@@ -13,9 +15,10 @@ Gateway refusals are mapped to Home Assistant errors in one place,
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import ATTR_ENTITY_ID
@@ -39,7 +42,11 @@ from .const import (
     DOMAIN,
     HA_USER_PREFIX,
     SERVICE_ACKNOWLEDGE,
+    SERVICE_ADD_COMMENT,
+    SERVICE_CONFIRM,
+    SERVICE_PLACE_IN_SERVICE,
     SERVICE_RECORD_MAINTENANCE,
+    SERVICE_REMOVE_FROM_SERVICE,
     SERVICE_SHELVE,
     SERVICE_UNSHELVE,
 )
@@ -53,16 +60,23 @@ if TYPE_CHECKING:
 _REFUSALS: dict[str, tuple[type[HomeAssistantError], str]] = {
     "BadUserAccessDenied": (HomeAssistantError, "access_denied"),
     "BadConditionBranchAlreadyAcked": (ServiceValidationError, "already_acknowledged"),
+    "BadConditionBranchAlreadyConfirmed": (ServiceValidationError, "already_confirmed"),
+    "BadInvalidState": (ServiceValidationError, "invalid_state"),
     "BadConditionAlreadyShelved": (ServiceValidationError, "already_shelved"),
     "BadConditionNotShelved": (ServiceValidationError, "not_shelved"),
     "BadShelvingTimeOutOfRange": (ServiceValidationError, "shelving_time_out_of_range"),
+    "BadConditionAlreadyDisabled": (ServiceValidationError, "already_out_of_service"),
+    "BadConditionAlreadyEnabled": (ServiceValidationError, "not_out_of_service"),
     "BadConditionDisabled": (ServiceValidationError, "alarm_disabled"),
 }
 
 RESULTS = ["completed", "partial", "not_done"]
 
 ALARM_SCHEMA = vol.Schema({vol.Required(ATTR_ENTITY_ID): cv.entity_ids})
-ACKNOWLEDGE_SCHEMA = ALARM_SCHEMA.extend({vol.Optional(ATTR_COMMENT, default=""): cv.string})
+COMMENT_SCHEMA = ALARM_SCHEMA.extend({vol.Optional(ATTR_COMMENT, default=""): cv.string})
+ADD_COMMENT_SCHEMA = ALARM_SCHEMA.extend(
+    {vol.Required(ATTR_COMMENT): vol.All(cv.string, vol.Length(min=1))}
+)
 SHELVE_SCHEMA = ALARM_SCHEMA.extend(
     {
         vol.Optional(ATTR_DURATION): vol.All(cv.time_period, vol.Range(min=timedelta(seconds=1))),
@@ -171,84 +185,136 @@ async def async_record_maintenance(
         _raise_for(err, client.username)
 
 
+@dataclass(frozen=True, slots=True)
+class AlarmCall:
+    """One alarm named in an action call, with what acting on it needs."""
+
+    coordinator: PlantGuardCoordinator
+    client: GatewayClient
+    alarm: AlarmInfo
+    data: Mapping[str, Any]
+    user: str
+
+    @property
+    def event_id(self) -> bytes | None:
+        """The condition's latest EventId as reported (None: read it at the gateway)."""
+        status = self.coordinator.data.alarms.get(self.alarm.key)
+        return status.event_id if status else None
+
+    @property
+    def comment(self) -> str:
+        """The call's comment, after the name of the Home Assistant user who acted."""
+        parts = (HA_USER_PREFIX.format(user=self.user), self.data.get(ATTR_COMMENT, ""))
+        return " ".join(part for part in parts if part)
+
+
+type AlarmAction = Callable[[AlarmCall], Coroutine[Any, Any, None]]
+
+
+async def _acknowledge(call: AlarmCall) -> None:
+    await call.client.acknowledge(call.alarm, call.event_id, call.comment)
+
+
+async def _confirm(call: AlarmCall) -> None:
+    await call.client.confirm(call.alarm, call.event_id, call.comment)
+
+
+async def _add_comment(call: AlarmCall) -> None:
+    await call.client.add_comment(call.alarm, call.event_id, call.comment)
+
+
+async def _shelve(call: AlarmCall) -> None:
+    duration: timedelta | None = call.data.get(ATTR_DURATION)
+    await call.client.shelve(call.alarm, duration.total_seconds() if duration else None)
+
+
+async def _unshelve(call: AlarmCall) -> None:
+    await call.client.unshelve(call.alarm)
+
+
+async def _remove_from_service(call: AlarmCall) -> None:
+    await call.client.remove_from_service(call.alarm)
+    await _comment_if_given(call)
+
+
+async def _place_in_service(call: AlarmCall) -> None:
+    await call.client.place_in_service(call.alarm)
+    await _comment_if_given(call)
+
+
+async def _comment_if_given(call: AlarmCall) -> None:
+    """Journal the reason given with a service change (the Part 9 methods take none).
+
+    The change made a new event, so its EventId is read afresh at the gateway.
+    """
+    if call.data.get(ATTR_COMMENT):
+        await call.client.add_comment(call.alarm, None, call.comment)
+
+
+#: Action name → what it does to each alarm, and its fields.
+ALARM_ACTIONS: dict[str, tuple[AlarmAction, vol.Schema]] = {
+    SERVICE_ACKNOWLEDGE: (_acknowledge, COMMENT_SCHEMA),
+    SERVICE_CONFIRM: (_confirm, COMMENT_SCHEMA),
+    SERVICE_ADD_COMMENT: (_add_comment, ADD_COMMENT_SCHEMA),
+    SERVICE_SHELVE: (_shelve, SHELVE_SCHEMA),
+    SERVICE_UNSHELVE: (_unshelve, ALARM_SCHEMA),
+    SERVICE_REMOVE_FROM_SERVICE: (_remove_from_service, COMMENT_SCHEMA),
+    SERVICE_PLACE_IN_SERVICE: (_place_in_service, COMMENT_SCHEMA),
+}
+
+
+def _alarm_handler(
+    hass: HomeAssistant, act: AlarmAction
+) -> Callable[[ServiceCall], Coroutine[Any, Any, None]]:
+    """The service handler applying ``act`` to every alarm the call names, in turn."""
+
+    async def handle(call: ServiceCall) -> None:
+        targets = _alarms(hass, call.data[ATTR_ENTITY_ID])
+        user = await async_user_name(hass, call.context)
+        for coordinator, alarm in targets:
+            client = _connected_client(coordinator)
+            try:
+                await act(AlarmCall(coordinator, client, alarm, call.data, user))
+            except PlantGuardError as err:
+                _raise_for(err, client.username)
+
+    return handle
+
+
+def _maintained_device(hass: HomeAssistant, device_id: str) -> tuple[PlantGuardCoordinator, str]:
+    """The gateway (its coordinator) and device key of a Home Assistant device."""
+    device = dr.async_get(hass).async_get(device_id)
+    entries = (
+        [hass.config_entries.async_get_entry(e) for e in device.config_entries] if device else []
+    )
+    for entry in entries:
+        if device is None or entry is None or entry.domain != DOMAIN:
+            continue
+        if entry.state is not ConfigEntryState.LOADED:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="entry_not_loaded",
+                translation_placeholders={"entry": entry.title},
+            )
+        coordinator: PlantGuardCoordinator = entry.runtime_data.coordinator
+        for d in coordinator.data.model.devices:
+            if coordinator.device_identifiers(d.key) & device.identifiers:
+                return coordinator, d.key
+    raise ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key="unknown_device",
+        translation_placeholders={"device": device_id},
+    )
+
+
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the integration's actions."""
-
-    def alarm_action(
-        act: Callable[
-            [PlantGuardCoordinator, GatewayClient, AlarmInfo, ServiceCall, str], Awaitable[None]
-        ],
-    ) -> Callable[[ServiceCall], Awaitable[None]]:
-        async def handle(call: ServiceCall) -> None:
-            targets = _alarms(hass, call.data[ATTR_ENTITY_ID])
-            user = await async_user_name(hass, call.context)
-            for coordinator, alarm in targets:
-                client = _connected_client(coordinator)
-                try:
-                    await act(coordinator, client, alarm, call, user)
-                except PlantGuardError as err:
-                    _raise_for(err, client.username)
-
-        return handle
-
-    async def acknowledge(
-        coordinator: PlantGuardCoordinator,
-        client: GatewayClient,
-        alarm: AlarmInfo,
-        call: ServiceCall,
-        user: str,
-    ) -> None:
-        comment = " ".join(
-            part for part in (HA_USER_PREFIX.format(user=user), call.data[ATTR_COMMENT]) if part
-        )
-        status = coordinator.data.alarms.get(alarm.key)
-        await client.acknowledge(alarm, status.event_id if status else None, comment)
-
-    async def shelve(
-        coordinator: PlantGuardCoordinator,
-        client: GatewayClient,
-        alarm: AlarmInfo,
-        call: ServiceCall,
-        user: str,
-    ) -> None:
-        duration: timedelta | None = call.data.get(ATTR_DURATION)
-        await client.shelve(alarm, duration.total_seconds() if duration else None)
-
-    async def unshelve(
-        coordinator: PlantGuardCoordinator,
-        client: GatewayClient,
-        alarm: AlarmInfo,
-        call: ServiceCall,
-        user: str,
-    ) -> None:
-        await client.unshelve(alarm)
+    for name, (act, schema) in ALARM_ACTIONS.items():
+        hass.services.async_register(DOMAIN, name, _alarm_handler(hass, act), schema=schema)
 
     async def record_maintenance(call: ServiceCall) -> None:
-        device = dr.async_get(hass).async_get(call.data[ATTR_DEVICE_ID])
-        coordinator = None
-        device_key = ""
-        if device is not None:
-            for entry_id in device.config_entries:
-                entry = hass.config_entries.async_get_entry(entry_id)
-                if entry is None or entry.domain != DOMAIN:
-                    continue
-                if entry.state is not ConfigEntryState.LOADED:
-                    raise ServiceValidationError(
-                        translation_domain=DOMAIN,
-                        translation_key="entry_not_loaded",
-                        translation_placeholders={"entry": entry.title},
-                    )
-                coordinator = entry.runtime_data.coordinator
-                for d in coordinator.data.model.devices:
-                    if coordinator.device_identifiers(d.key) & device.identifiers:
-                        device_key = d.key
-        if coordinator is None or not device_key:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="unknown_device",
-                translation_placeholders={"device": call.data[ATTR_DEVICE_ID]},
-            )
+        coordinator, device_key = _maintained_device(hass, call.data[ATTR_DEVICE_ID])
         user = await async_user_name(hass, call.context)
         await async_record_maintenance(
             coordinator,
@@ -260,13 +326,6 @@ def async_setup_services(hass: HomeAssistant) -> None:
         )
         await coordinator.config_entry.runtime_data.maintenance.async_request_refresh()
 
-    hass.services.async_register(
-        DOMAIN, SERVICE_ACKNOWLEDGE, alarm_action(acknowledge), schema=ACKNOWLEDGE_SCHEMA
-    )
-    hass.services.async_register(DOMAIN, SERVICE_SHELVE, alarm_action(shelve), schema=SHELVE_SCHEMA)
-    hass.services.async_register(
-        DOMAIN, SERVICE_UNSHELVE, alarm_action(unshelve), schema=ALARM_SCHEMA
-    )
     hass.services.async_register(
         DOMAIN, SERVICE_RECORD_MAINTENANCE, record_maintenance, schema=RECORD_SCHEMA
     )
