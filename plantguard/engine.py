@@ -20,7 +20,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -28,15 +27,14 @@ import numpy.typing as npt
 from . import writes
 from .alarms import AlarmManager
 from .auth import Principal
-from .comm import DeviceFaultRule, core_rules
+from .build import StartError, build_engine_parts
 from .config import LoadedSite
 from .drivers import DeviceDriver, DriverError
 from .history import HistoryWriter
 from .host import PluginHost
 from .model import Device, DeviceStatus, Finding, Point, Quality, Site
-from .rules import Rule, RuleContext
+from .rules import Rule
 from .services import Service, ValuesListener
-from .sinks import AlarmSink, SinkFeed
 from .store import Store
 from .table import ValueTable
 
@@ -61,7 +59,16 @@ class _PollJob:
 
 
 class Engine:
-    """Runs one site.  Build it, then ``await engine.run(stop_event)``."""
+    """Runs one site.  Build it, then ``await engine.run(stop_event)``.
+
+    Building it takes the steps ``plantguard check`` takes
+    (:func:`~plantguard.build.build_engine_parts`: rules, drivers not connected,
+    services not started, alarm sinks), then opens the store's side: point keys,
+    history writer, alarm manager with the restored alarm states.  A setting a
+    plugin refuses raises :class:`~plantguard.config.ConfigError` before any of
+    that; a service that cannot start raises :class:`~plantguard.build.StartError`
+    from :meth:`run`.
+    """
 
     def __init__(
         self,
@@ -76,8 +83,11 @@ class Engine:
         self.store = store
         self._clock = clock
         self._site = loaded.site
-        host.site_loaded(self._site)  # a plugin may refuse the site before anything is built
-        self._table = ValueTable(self._site.points)
+        # Everything but the store, devices and ports: what `plantguard check` builds too.
+        parts = build_engine_parts(loaded, host, store=store, clock=clock)
+        for warning in parts.warnings:
+            log.warning("%s", warning)
+        self._table = parts.table
         keys = store.register_points(self._site.points)
         self._history = HistoryWriter(
             store,
@@ -85,31 +95,9 @@ class Engine:
             np.array([keys[p] for p in self._table.point_ids], dtype=np.int64),
             clock,
         )
-        base_dir = Path(loaded.location.file).parent
-        self.rules: list[Rule] = [
-            host.rules[name].create(
-                self._site,
-                self._table,
-                [(self._point(pid), cfg) for pid, cfg in loaded.rule_configs.get(name, ())],
-                RuleContext(loaded.site_rule_configs.get(name), base_dir, store=store, clock=clock),
-            )
-            for name in {**loaded.rule_configs, **loaded.site_rule_configs}
-        ]
-        unconfigured = (
-            host.rules.keys() - loaded.rule_configs.keys() - loaded.site_rule_configs.keys()
-        )
-        context = RuleContext(base_dir=base_dir, store=store, clock=clock)
-        self.rules += [
-            rule
-            for name in sorted(unconfigured)
-            if (rule := host.rules[name].create_site_rule(context)) is not None
-        ]
-        self.comm, self.identity = core_rules(self._site, self._table, self.rules)
-        self.fault = DeviceFaultRule(self._site, self._table, self.rules)
-        self.rules += [self.comm, self.identity, self.fault]
-        self._alarms = AlarmManager(
-            store, [d for r in self.rules for d in r.alarms()], users=store.users, clock=clock
-        )
+        self.rules: list[Rule] = parts.rules
+        self.comm, self.identity, self.fault = parts.comm, parts.identity, parts.fault
+        self._alarms = AlarmManager(store, parts.alarms, users=store.users, clock=clock)
         # Alarms of devices under maintenance or retired are suppressed by design.
         self._alarms.set_maintenance(
             d.id
@@ -117,23 +105,11 @@ class Engine:
             if d.info.status in (DeviceStatus.UNDER_MAINTENANCE, DeviceStatus.RETIRED)
         )
         # Plugins receive transitions through sinks; each is fed from its own task.
-        self._sinks = [
-            SinkFeed(name, sink, host.provider(AlarmSink, name))
-            for name, sink in host.sinks.items()
-        ]
+        self._sinks = parts.sinks
         for feed in self._sinks:
             self._alarms.subscribe(feed)
-        self.drivers: dict[str, DeviceDriver] = {
-            d.id: host.drivers[d.driver].create(d, loaded.connections[d.id], loaded.addresses[d.id])
-            for d in self._site.devices
-        }
-        self.fault.watch(self.drivers)  # drivers name the faults they see
-        self.services: dict[str, Service] = {
-            name: host.services[name].create(options)
-            for name, options in sorted(
-                loaded.services.items(), key=lambda kv: host.services[kv[0]].order
-            )
-        }
+        self.drivers: dict[str, DeviceDriver] = parts.drivers
+        self.services: dict[str, Service] = parts.services
         self._listeners: list[ValuesListener] = []
         self._connect_locks = {d: asyncio.Lock() for d in self.drivers}
         store.records.sync_site(self._site)
@@ -198,9 +174,6 @@ class Engine:
         writes.trace(point_id, value, principal, "written")
         log.info("%s wrote %r to %s", principal.name, value, point_id)
 
-    def _point(self, point_id: str) -> Point:
-        return self._site.points[self._table.index[point_id]]
-
     # --- running ----------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -212,7 +185,7 @@ class Engine:
             for feed in self._sinks:
                 feed.start()
             for name, service in self.services.items():
-                await service.start(self)
+                await self._start(name, service)
                 started.append(service)
                 log.info("service %s started", name)
             workers = [
@@ -233,6 +206,15 @@ class Engine:
                     raise error
         finally:
             await self._shutdown(workers, writer, started)
+
+    async def _start(self, name: str, service: Service) -> None:
+        """Start one service; a failure names the service in the site file."""
+        try:
+            await service.start(self)
+        except Exception as exc:
+            log.debug("service %s failed to start", name, exc_info=exc)
+            issue = self._loaded.location.issue(("services", name), f"cannot start: {exc}")
+            raise StartError([issue]) from exc
 
     async def _shutdown(
         self,

@@ -20,8 +20,8 @@ Hooks by lifecycle:
   :func:`plantguard_register_drivers`, :func:`plantguard_register_rules`,
   :func:`plantguard_register_services`, :func:`plantguard_register_sinks`,
   :func:`plantguard_register_commands`
-* **start-up, configuration** (once per engine, before it builds anything):
-  :func:`plantguard_site_loaded`
+* **start-up, configuration** (once per engine, before it builds anything; and
+  by ``plantguard check``): :func:`plantguard_site_loaded`
 * **the demo** (``plantguard demo`` only): :func:`plantguard_demo_site`
 * **shutdown** (once per engine, after it stopped): :func:`plantguard_shutdown`
 
@@ -202,6 +202,9 @@ def plantguard_site_loaded(site: Site) -> None:
     kit's ``running_site``), before it opens a device or starts a service.  For
     plugins that prepare per-site state.  Raise to refuse the site: the error is
     shown with the plugin's name and the gateway does not start.
+    ``plantguard check`` calls it too (it builds what ``run`` builds, and opens
+    nothing), so a refusal shows there first; no :func:`plantguard_shutdown`
+    follows a ``check``.
 
     :param site: the validated site.
     :return: nothing; every implementation is called, until one raises.

@@ -14,6 +14,7 @@ What is in it, by the part of the gateway a plugin plugs into::
     devices    DriverType ──create(device, connection, addresses)──► DeviceDriver
                DeviceDriver.read(points) ──► ReadResult(values, quality, source_time)
                DriverError (unreachable: the engine marks the points Bad, reconnects)
+               optional DeviceDriver.probe(points) ──► ProbeReading(result, RawPoint, RawRequest)
 
     rules      RuleType ──create(site, table, configs, RuleContext)──► Rule
                Rule.alarms() ──► [AlarmDefinition]   Rule.evaluate(table, now) ──► [Finding]
@@ -36,6 +37,9 @@ What is in it, by the part of the gateway a plugin plugs into::
 
     commands   LoadedSite (CommandContext.load_site) · ConfigError
 
+    settings   SettingError(message, point=…, field=(…)): raised by a create() for a
+               setting it cannot work with; check and run show it at its line
+
 The hook specifications themselves are in :mod:`plantguard.hookspecs`, and the
 test kit is :mod:`plantguard.testing` — a pytest plugin (fixtures
 ``plantguard_host``, ``running_site``, ``load_site_text``, ``tcp_port``; helpers
@@ -47,9 +51,18 @@ from __future__ import annotations
 
 from .alarms import AlarmState, Transition
 from .auth import Principal
+from .build import SettingError
 from .comm import IDENTITY_FIELDS, IdentityRule
 from .config import ConfigError, LoadedSite
-from .drivers import DeviceDriver, DriverError, DriverType, ReadResult
+from .drivers import (
+    DeviceDriver,
+    DriverError,
+    DriverType,
+    ProbeReading,
+    RawPoint,
+    RawRequest,
+    ReadResult,
+)
 from .events import EventReader, SecurityEvent
 from .hookspecs import (
     CommandRun,
@@ -111,7 +124,10 @@ __all__ = [
     "Principal",
     "Priority",
     "PriorityName",
+    "ProbeReading",
     "Quality",
+    "RawPoint",
+    "RawRequest",
     "ReadResult",
     "RegisterCommand",
     "RegisterDriver",
@@ -124,6 +140,7 @@ __all__ = [
     "SecurityEvent",
     "Service",
     "ServiceType",
+    "SettingError",
     "Site",
     "Store",
     "Transition",

@@ -16,16 +16,23 @@ the value table (the security event bus, the store, the clock, the directory
 that relative paths such as model files are resolved against).  A rule that
 needs none of it ignores the context; code outside the engine (tests, offline
 replay) passes ``RuleContext()``.
+
+A setting a rule cannot work with is refused by raising
+:class:`~plantguard.build.SettingError` from :meth:`RuleType.create` (naming the
+point and the field, so ``plantguard check`` shows its line); a setting that works
+but cannot do everything yet (a model not trained) is reported with
+:meth:`RuleContext.warn`.
 """
 
 from __future__ import annotations
 
 import abc
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from pydantic import BaseModel
 
@@ -36,7 +43,25 @@ from .table import ValueTable
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["Rule", "RuleContext", "RuleType"]
+__all__ = ["Rule", "RuleContext", "RuleType", "SettingWarning"]
+
+log = logging.getLogger(__name__)
+
+
+class SettingWarning(Protocol):
+    """How a rule reports a setting that works but will not do all it should yet."""
+
+    def __call__(
+        self, message: str, *, point: str | None = None, field: Sequence[str | int] = ()
+    ) -> None: ...
+
+
+def _log_warning(
+    message: str, *, point: str | None = None, field: Sequence[str | int] = ()
+) -> None:
+    where = ".".join(str(f) for f in field)
+    prefix = f"point {point}: " if point else ""
+    log.warning("%s%s%s", prefix, f"{where}: " if where else "", message)
 
 
 class Rule(abc.ABC):
@@ -66,6 +91,12 @@ class RuleContext:
     #: The gateway's store, for rules that read records or history (maintenance due).
     store: Store | None = None
     clock: Callable[[], float] = time.time
+    #: Report a setting that works but will not do all the user expects yet (a model
+    #: file not trained): ``warn(message, point=…, field=(…))``, ``point`` and
+    #: ``field`` as for :class:`~plantguard.build.SettingError`.  The engine shows
+    #: it at its line in the site file (``plantguard check`` prints it, ``run`` logs
+    #: it); the default logs it.
+    warn: SettingWarning = _log_warning
 
     def resolve(self, path: str | Path) -> Path:
         """``path`` relative to the site file's directory (absolute paths unchanged)."""
@@ -90,7 +121,14 @@ class RuleType(abc.ABC):
 
         ``configs`` holds every (point, validated ``config_model``) pair, in site
         order; it may be empty for a rule configured only at site level
-        (``context.site_config``).  An exception stops the gateway at start-up.
+        (``context.site_config``).  Must not open devices, ports or the store
+        beyond reading ``context.store``: ``plantguard check`` calls it too.
+
+        Raise :class:`~plantguard.build.SettingError` for a setting the rule cannot
+        work with (a limit its point does not set, a file that cannot be read),
+        naming the point and the field: ``check`` and ``run`` show it at its line
+        in the site file and the gateway does not start.  Any other exception
+        refuses the site as well, placed less precisely.
         """
 
     def create_site_rule(self, context: RuleContext) -> Rule | None:

@@ -71,4 +71,10 @@ class ServiceType(abc.ABC):
 
     @abc.abstractmethod
     def create(self, options: BaseModel) -> Service:
-        """Make the service from its validated options; no I/O here."""
+        """Make the service from its validated options; no I/O here (``plantguard check``
+        calls it too, and never starts the service).
+
+        Raise :class:`~plantguard.build.SettingError` for options the service cannot
+        work with (``field`` inside its options): the gateway does not start, and
+        ``check`` shows the issue at its line in the site file.  What only starting
+        finds (a port in use) is reported by the engine at ``services.<name>``."""

@@ -7,16 +7,18 @@ import asyncio
 import contextlib
 import signal
 import sys
+from pathlib import Path
 
 import sqlalchemy as sa
 
 from ..auth import DEMO_USERS, ensure_users, verify_password
-from ..config import LoadedSite, load_site, parse_site
+from ..build import StartError, store_issue
+from ..config import ConfigError, LoadedSite, load_site, parse_site
 from ..console import Console
 from ..engine import Engine
 from ..hookspecs import DemoOptions, DemoSite
 from ..host import PluginHost
-from ..store import Store
+from ..store import Store, database_url
 from ..store.lease import LeaseHeld
 from ..store.schema import points as points_table
 from .common import DEMO_DB, SubParsers, add_db_argument
@@ -32,6 +34,13 @@ def add_commands(sub: SubParsers) -> None:
     demo.add_argument("--duration", type=float, metavar="SECONDS", help="stop by itself")
     demo.add_argument("--scenario", choices=["cycle", "none"], default="cycle")
     demo.add_argument("--quiet", action="store_true", help="no periodic value lines")
+    demo.add_argument(
+        "--site-out",
+        type=Path,
+        metavar="FILE",
+        help="once serving, write the demo's site file (its ports and database) here, so "
+        "commands that take a site file work on the demo",
+    )
     demo.set_defaults(func=_demo)
 
     run = sub.add_parser("run", help="run the gateway for a site file")
@@ -43,21 +52,35 @@ def add_commands(sub: SubParsers) -> None:
 
 
 def _demo(args: argparse.Namespace, host: PluginHost) -> int:
+    db = args.db
+    if args.site_out is not None:
+        if 0 in (args.opcua_port, args.modbus_port):
+            print("plantguard: --site-out needs fixed ports (not 0)", file=sys.stderr)
+            return 2
+        if "://" not in db:  # the written site file works from any directory
+            db = str(Path(db).expanduser().resolve())
     # The demo plant is a plugin's (plantguard_demo_site): the core names none.
     demo = host.demo_site(
         DemoOptions(
             opcua_port=args.opcua_port,
             modbus_port=args.modbus_port,
-            db=args.db,
+            db=db,
             scenario=args.scenario,
         )
     )
     loaded = parse_site(demo.text, "<embedded demo site>", host)
-    return serve(loaded, host, args.db, args.duration, quiet=args.quiet, demo=demo)
+    if (issue := store_issue(loaded, db)) is not None:
+        raise ConfigError([issue])
+    return serve(
+        loaded, host, db, args.duration, quiet=args.quiet, demo=demo, site_out=args.site_out
+    )
 
 
 def _run(args: argparse.Namespace, host: PluginHost) -> int:
     loaded = load_site(args.site, host)
+    # What `plantguard check` says of the store, before it is opened.
+    if (issue := store_issue(loaded, args.db)) is not None:
+        raise ConfigError([issue])
     return serve(loaded, host, args.db or loaded.site.store.url, args.duration, quiet=args.quiet)
 
 
@@ -69,12 +92,22 @@ def serve(
     *,
     quiet: bool,
     demo: DemoSite | None = None,
+    site_out: Path | None = None,
 ) -> int:
     """Run the engine until Ctrl-C, SIGTERM or ``duration``; everything flushed on the way out.
 
-    ``demo``: run the demo plant of :meth:`PluginHost.demo_site`, seeding its store.
+    ``demo``: run the demo plant of :meth:`PluginHost.demo_site`, seeding its store;
+    ``site_out``: write its site file there once the gateway serves.
+    A setting a plugin refuses raises :class:`~plantguard.config.ConfigError` (as
+    ``plantguard check`` shows it); a store that cannot be opened or a service that
+    cannot start is a runtime failure (status 1).
     """
-    store = Store(db)
+    try:
+        store = Store(db)
+    except (sa.exc.SQLAlchemyError, OSError) as exc:
+        reason = getattr(exc, "orig", None) or exc
+        print(f"plantguard: cannot open the store {_shown(db)}: {reason}", file=sys.stderr)
+        return 1
     try:
         store.lease.acquire(
             f"plantguard {'run' if demo is None else 'demo'}, site {loaded.site.id}"
@@ -92,11 +125,37 @@ def serve(
         ensure_users(store.users, DEMO_USERS)
         demo.seed(store, loaded.site)
     try:
+        written = (site_out, demo.text) if demo is not None and site_out is not None else None
         return asyncio.run(
-            _serve(loaded, host, store, duration, quiet=quiet, demo=demo is not None)
+            _serve(
+                loaded, host, store, duration, quiet=quiet, demo=demo is not None, site_out=written
+            )
         )
+    except StartError as exc:
+        print(f"plantguard: cannot start:\n{exc}", file=sys.stderr)
+        return 1
     finally:
         store.close()
+
+
+def _shown(db: str) -> str:
+    """The store's URL without its password."""
+    try:
+        return sa.make_url(database_url(db)).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, ValueError):
+        return "given"
+
+
+def _write_site(path: Path, text: str) -> None:
+    """Write the site file whole (a reader never sees half of it), then say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(
+        "# The site file of a running `plantguard demo` (written by --site-out).\n" + text,
+        encoding="utf-8",
+    )
+    partial.replace(path)
+    print(f"plantguard: demo site file written to {path}", flush=True)
 
 
 def _not_a_demo_store(store: Store, loaded: LoadedSite) -> str | None:
@@ -132,20 +191,23 @@ async def _serve(
     *,
     quiet: bool,
     demo: bool,
+    site_out: tuple[Path, str] | None = None,
 ) -> int:
+    engine = Engine(loaded, host, store)  # ConfigError: what `plantguard check` reports
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     if duration is not None:
         loop.call_later(duration, stop.set)
-    engine = Engine(loaded, host, store)
     console = Console(engine, store.url, quiet=quiet, demo=demo)
     runner = asyncio.create_task(engine.run(stop))
     ready = asyncio.create_task(engine.ready.wait())
     await asyncio.wait([runner, ready], return_when=asyncio.FIRST_COMPLETED)
     console_task = None
     if ready.done():
+        if site_out is not None:
+            _write_site(*site_out)
         console.announce()
         console_task = asyncio.create_task(console.run())
     else:

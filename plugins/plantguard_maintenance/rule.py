@@ -30,6 +30,7 @@ from plantguard.plugin import (
     Rule,
     RuleContext,
     RuleType,
+    SettingError,
     Site,
     Store,
     ValueTable,
@@ -122,7 +123,11 @@ class MaintenanceRuleType(RuleType):
         configs: Sequence[tuple[Point, BaseModel]],
         context: RuleContext,
     ) -> Rule:
-        raise ValueError("plans are imported with `plantguard maintenance import`, not per point")
+        raise SettingError(
+            "maintenance plans are imported with `plantguard maintenance import`, "
+            "not set on points",
+            point=configs[0][0].id if configs else None,
+        )
 
     def create_site_rule(self, context: RuleContext) -> Rule | None:
         if context.store is None:

@@ -2,7 +2,8 @@
 
 :mod:`.models` holds the ``connection``/``address`` schemas, :mod:`.planner` the
 block-read planner, :mod:`.splits` what is known of blocks the device refused,
-:mod:`.driver` the driver, :mod:`.plugin` the registration.
+:mod:`.driver` the driver, :mod:`.probe` the raw data of ``plantguard probe``,
+:mod:`.plugin` the registration.
 """
 
 from __future__ import annotations

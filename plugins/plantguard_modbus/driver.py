@@ -39,12 +39,21 @@ import numpy.typing as npt
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import ModbusException, ModbusIOException
 
-from plantguard.plugin import Device, DeviceDriver, DriverError, Point, Quality, ReadResult
+from plantguard.plugin import (
+    Device,
+    DeviceDriver,
+    DriverError,
+    Point,
+    ProbeReading,
+    Quality,
+    ReadResult,
+)
 
 from .codec import encode_bit_field, encode_value
 from .identity import read_identity
 from .models import REGISTER_WIDTH, ModbusAddress, ModbusConnection
 from .planner import Block, split_block, sub_block
+from .probe import raw_points, raw_requests
 from .readplan import ReadPlan, build_plan
 from .splits import PROBE_BUDGET, Answer, BlockSplit, Failure, Part
 from .transport import explain_tls_failure, make_client
@@ -173,8 +182,37 @@ class ModbusDriver(DeviceDriver):
         connection drops or the device stops answering, :class:`DriverError` is raised.
         A block the device refuses is split to find the refused points (:mod:`.splits`).
         """
+        poll = await self._poll(points)
+        return self._decode(poll)[0]
+
+    async def probe(self, points: Sequence[Point]) -> ProbeReading:
+        """Read ``points`` once, like :meth:`read`, and return what was on the wire:
+        each point's registers or bits and each request with the device's answer
+        (``plantguard probe``).  Only read requests are sent."""
+        poll = await self._poll(points, log=[])
+        result, raw = self._decode(poll)
+        assert poll.log is not None
+        return ProbeReading(
+            result,
+            raw_points(
+                poll.plan,
+                raw,
+                addresses=self.addresses,
+                connection=self.connection,
+                words=poll.words,
+                bits=poll.bits,
+                failures=poll.failures,
+            ),
+            raw_requests(poll.plan, poll.log, _request_text),
+        )
+
+    async def _poll(
+        self, points: Sequence[Point], log: list[tuple[Block, Answer]] | None = None
+    ) -> _Poll:
+        """Send the requests of one poll of ``points``; the responses are in the result."""
         plan = self._plan_for(points)
         poll = _Poll(plan, self._states[id(plan)])
+        poll.log = log
         async with self._lock:
             await self._connect_locked()
             self._budget = PROBE_BUDGET
@@ -189,8 +227,12 @@ class ModbusDriver(DeviceDriver):
                     splits[index] = split
                 if await self._read_split(poll, index, split):
                     del splits[index]
-        source_time = time.time()
+        return poll
 
+    def _decode(self, poll: _Poll) -> tuple[ReadResult, FloatArray]:
+        """The values and qualities of a poll, and the decoded numbers before scaling."""
+        source_time = time.time()
+        plan = poll.plan
         words, bits = poll.words, poll.bits
         raw = np.full(len(plan.point_ids), np.nan)
         for group in plan.types:
@@ -224,13 +266,19 @@ class ModbusDriver(DeviceDriver):
             self.texts.update(
                 (pid, text) for (pid, text), ok in zip(texts.items(), good, strict=True) if ok
             )
-        return ReadResult(values=values, quality=quality, source_time=source_time)
+        return ReadResult(values=values, quality=quality, source_time=source_time), raw
 
-    async def _request(self, block: Block) -> Answer:
-        """Send one read request; its data, or why there is none.
+    async def _request(self, poll: _Poll, block: Block) -> Answer:
+        """Send one read request; its data, or why there is none (logged in a probe's poll).
 
         :raises DriverError: the connection is lost or the device stopped answering.
         """
+        answer = await self._ask(block)
+        if poll.log is not None:
+            poll.log.append((block, answer))
+        return answer
+
+    async def _ask(self, block: Block) -> Answer:
         client = self._client
         assert client is not None  # _connect_locked succeeded
         request = getattr(client, _READ_CALLS[block.function])
@@ -273,7 +321,7 @@ class ModbusDriver(DeviceDriver):
         """Read a planned block; a :class:`BlockSplit` when the device refused it."""
         plan = poll.plan
         block = plan.blocks[index]
-        answer = await self._request(block)
+        answer = await self._request(poll, block)
         if answer.data is not None:
             poll.store(block, plan.bases[index], answer.data)
             self._recovered(block)
@@ -322,7 +370,7 @@ class ModbusDriver(DeviceDriver):
                 continue
             if not part.settled:
                 self._budget -= 1
-            answer = await self._request(part.block)
+            answer = await self._request(poll, part.block)
             if answer.data is not None:
                 poll.store(part.block, poll.base_of(index, part.block), answer.data)
                 self._recovered(part.block)
@@ -370,7 +418,7 @@ class ModbusDriver(DeviceDriver):
                 compact = False
                 continue
             self._budget -= 1
-            answer = await self._request(merged)
+            answer = await self._request(poll, merged)
             if answer.data is not None:
                 poll.store(merged, poll.base_of(index, merged), answer.data)
                 parts.append(Part(merged, poll.plan.positions_of(merged)))
@@ -388,7 +436,7 @@ class ModbusDriver(DeviceDriver):
         self._budget -= 1
         split.retry_at = poll.now + self.connection.retry_refused
         block = split.block
-        answer = await self._request(block)
+        answer = await self._request(poll, block)
         if answer.data is not None:
             poll.store(block, poll.plan.bases[index], answer.data)
             for part in split.parts:
@@ -627,7 +675,7 @@ class _PlanState:
 class _Poll:
     """One read of one plan: the response buffers and what failed."""
 
-    __slots__ = ("bits", "failures", "now", "plan", "state", "words")
+    __slots__ = ("bits", "failures", "log", "now", "plan", "state", "words")
 
     def __init__(self, plan: ReadPlan, state: _PlanState) -> None:
         self.plan = plan
@@ -636,6 +684,8 @@ class _Poll:
         self.bits: npt.NDArray[np.uint8] = np.zeros(plan.bits, dtype=np.uint8)
         self.failures: list[Failure] = []
         self.now = 0.0
+        #: Every request and its answer, in order, when the poll is a probe's (else None).
+        self.log: list[tuple[Block, Answer]] | None = None
 
     def base_of(self, index: int, block: Block) -> int:
         """Where ``block`` (planned block ``index`` or a part of it) lands in its buffer."""
@@ -663,8 +713,13 @@ def _failing_key(block: Block) -> tuple[int, str, int, int]:
 
 def _why(block: Block, answer: str) -> str:
     """A point's reason: the device's answer and the request (function, start, count)."""
+    return f"{answer} to reading {_request_text(block)}"
+
+
+def _request_text(block: Block) -> str:
+    """``unit 1 holding registers 0–9 (function 3, start 0, count 10)``."""
     return (
-        f"{answer} to reading {_describe(block)} (function {_FUNCTION_CODES[block.function]}, "
+        f"{_describe(block)} (function {_FUNCTION_CODES[block.function]}, "
         f"start {block.start}, count {block.count})"
     )
 

@@ -152,8 +152,14 @@ def load_advisories(path: Path) -> AdvisoryFile:
         raise AdvisoryError(f"{path}: cannot read: {exc.strerror}") from exc
     try:
         data: Any = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise AdvisoryError(f"{path}: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise AdvisoryError(f"{path}:{exc.lineno}: JSON: {exc.msg}") from exc
+    except yaml.MarkedYAMLError as exc:  # one line: where, and what is wrong
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise AdvisoryError(f"{where}: YAML: {exc.problem or exc.context}") from exc
+    except yaml.YAMLError as exc:
+        raise AdvisoryError(f"{path}: YAML: {exc}") from exc
     try:
         return AdvisoryFile.model_validate(data or {})
     except ValidationError as exc:

@@ -22,7 +22,6 @@ is counted once, however often the rules scan.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -55,8 +54,6 @@ __all__ = [
     "EwmaRuleType",
     "load_drift_model",
 ]
-
-log = logging.getLogger(__name__)
 
 DRIFT_FORMAT = "plantguard-drift/1"
 DEFAULT_MODEL = "models/drift.json"
@@ -138,15 +135,26 @@ class Baseline:
             self.ready |= done
 
 
-def _trained(context: RuleContext | None, cfgs: Sequence[_DriftConfig]) -> dict[str, Any]:
+def _trained(
+    context: RuleContext | None, configs: Sequence[tuple[Point, _DriftConfig]]
+) -> dict[str, Any]:
+    """Baselines from the model files; one that cannot be read is a warning (at the
+    first point naming it): its points learn their baseline online instead."""
     if context is None:
         return {}
+    first: dict[str, str] = {}
+    for point, cfg in configs:
+        first.setdefault(cfg.model, point.id)
     out: dict[str, Any] = {}
-    for path in sorted({c.model for c in cfgs}):
+    for path, point_id in sorted(first.items()):
         try:
             out.update(load_drift_model(context.resolve(path)))
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("drift model %s not used: %s", path, exc)
+            context.warn(
+                f"drift model {path} not used (baselines are learned online): {exc}",
+                point=point_id,
+                field=("model",),
+            )
     return out
 
 
@@ -168,7 +176,7 @@ class _DriftRule(Rule):
             conditions={1: "DRIFT_HIGH", -1: "DRIFT_LOW"},
         )
         self._idx = table.indices([p.id for p in points])
-        self.baseline = Baseline(points, cfgs, _trained(context, cfgs))
+        self.baseline = Baseline(points, cfgs, _trained(context, configs))
         self._last_t = np.full(len(points), -np.inf)
 
     def alarms(self) -> Sequence[AlarmDefinition]:

@@ -30,7 +30,15 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from plantguard.plugin import AlarmDefinition, Finding, Point, PriorityName, Rule, ValueTable
+from plantguard.plugin import (
+    AlarmDefinition,
+    Finding,
+    Point,
+    PriorityName,
+    Rule,
+    SettingError,
+    ValueTable,
+)
 
 from .base import FloatArray, PointAlarms, PointRuleType, usable
 from .stats import f_ppf
@@ -216,9 +224,11 @@ def _resolve_limit(point: Point, cfg: ForecastConfig) -> tuple[float, bool, str]
     if isinstance(cfg.limit, str):
         raw = point.rules.get("limit", {}).get(cfg.limit)
         if raw is None:
-            raise ValueError(
-                f"point {point.id}: rule 'forecast' names limit {cfg.limit!r}, "
-                "which its 'limit' rule does not set"
+            raise SettingError(
+                f"rule 'forecast' names limit {cfg.limit!r}, which the point's 'limit' rule "
+                f"does not set (set limit.{cfg.limit}, or give the limit as a number)",
+                point=point.id,
+                field=("limit",),
             )
         return float(raw), cfg.limit in ("hh", "h"), cfg.limit.upper()
     return float(cfg.limit), cfg.direction != "falling", f"{cfg.limit:g}"

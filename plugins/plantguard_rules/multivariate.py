@@ -16,14 +16,16 @@ sample, the group's current values are scored; the group's one alarm
 above its limit, and its message names the statistic and the points that
 contribute most — what an engineer looks at first.
 
-A group whose model file is missing, or was trained on other points, raises no
-alarm and says so in the log at start-up: run ``plantguard train``.
+A group whose model file is missing, cannot be read, or was trained on other
+points raises no alarm and says so at start-up — ``plantguard check`` prints it,
+``run`` logs it, with the group's line in the site file: run ``plantguard
+train``.  The gateway still starts: a group is trained from the history the
+running gateway collects.  Group settings that name no point refuse the site.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -37,6 +39,7 @@ from plantguard.plugin import (
     Rule,
     RuleContext,
     RuleType,
+    SettingError,
     Site,
     ValueTable,
 )
@@ -52,8 +55,6 @@ __all__ = [
     "MultivariateSiteConfig",
     "model_path",
 ]
-
-log = logging.getLogger(__name__)
 
 
 class MultivariateConfig(BaseModel):
@@ -174,23 +175,36 @@ class MultivariateRule(Rule):
 
 
 def _load(
-    path_text: str, context: RuleContext, group: str, ids: set[str]
+    group: str,
+    points: Sequence[Point],
+    settings: Mapping[str, GroupConfig],
+    context: RuleContext,
 ) -> MultivariateModel | None:
-    path = context.resolve(path_text)
+    """The group's model, or None with a warning at the group's settings (its
+    site-level ``groups.<group>``, else its first point's ``group``)."""
+    path = context.resolve(model_path(group, settings.get(group)))
+    ids = {p.id for p in points}
+
+    def warn(message: str) -> None:
+        if group in settings:
+            context.warn(f"multivariate group {group}: {message}", field=("groups", group, "model"))
+        else:
+            context.warn(
+                f"multivariate group {group}: {message}", point=points[0].id, field=("group",)
+            )
+
     try:
         model = MultivariateModel.from_json(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
-        log.warning("multivariate group %s: no model at %s (run plantguard train)", group, path)
+        warn(f"no model at {path}, no alarm until one is trained (run plantguard train)")
         return None
     except (OSError, ValueError) as exc:
-        log.warning("multivariate group %s: model %s not used: %s", group, path, exc)
+        warn(f"model {path} not used, no alarm until it is retrained: {exc}")
         return None
     if set(model.variables) != ids:
-        log.warning(
-            "multivariate group %s: model %s was trained on other points (%s); retrain",
-            group,
-            path,
-            ", ".join(sorted(set(model.variables) ^ ids)),
+        warn(
+            f"model {path} was trained on other points "
+            f"({', '.join(sorted(set(model.variables) ^ ids))}); retrain (plantguard train)"
         )
         return None
     return model
@@ -215,11 +229,10 @@ class MultivariateRuleType(RuleType):
         settings = site_cfg.groups if isinstance(site_cfg, MultivariateSiteConfig) else {}
         for name in settings:
             if name not in groups:
-                raise ValueError(
-                    f"multivariate group {name!r} has no points (set rules.multivariate.group on them)"
+                raise SettingError(
+                    f"multivariate group {name!r} has no points "
+                    f"(set rules: {{multivariate: {{group: {name}}}}} on them)",
+                    field=("groups", name),
                 )
-        models = {
-            name: _load(model_path(name, settings.get(name)), context, name, {p.id for p in pts})
-            for name, pts in groups.items()
-        }
+        models = {name: _load(name, pts, settings, context) for name, pts in groups.items()}
         return MultivariateRule(table, groups, models, settings)

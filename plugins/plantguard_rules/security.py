@@ -42,11 +42,12 @@ from plantguard.plugin import (
     RuleContext,
     RuleType,
     SecurityEvent,
+    SettingError,
     Site,
     ValueTable,
 )
 
-from .advisories import AdvisoryFile, load_advisories
+from .advisories import AdvisoryError, AdvisoryFile, load_advisories
 from .base import PRIORITY
 
 __all__ = [
@@ -323,7 +324,10 @@ class FirmwareAdvisoryRule(Rule):
     ) -> None:
         self._path = context.resolve(cfg.file)
         self._reader = reader
-        self._file: AdvisoryFile = load_advisories(self._path)  # a bad file stops start-up
+        try:
+            self._file: AdvisoryFile = load_advisories(self._path)
+        except AdvisoryError as exc:  # a bad file stops start-up, at rules.<name>.file
+            raise SettingError(str(exc), field=("file",)) from exc
         self._mtime = self._stat()
         self._alarms = _Alarms()
         self._devices: dict[str, Device] = {d.id: d for d in site.devices}
@@ -404,8 +408,9 @@ class _SiteLevelType(RuleType):
         context: RuleContext,
     ) -> Rule:
         if configs:
-            raise ValueError(
-                f"{type(self).__name__}: configure it under the site's rules:, not on points"
+            raise SettingError(
+                "a site-wide rule: configure it under the site's top-level rules:, not on a point",
+                point=configs[0][0].id,
             )
         model = self.site_config_model
         assert model is not None

@@ -15,7 +15,15 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from plantguard.plugin import AlarmDefinition, Finding, Point, PriorityName, Rule, ValueTable
+from plantguard.plugin import (
+    AlarmDefinition,
+    Finding,
+    Point,
+    PriorityName,
+    Rule,
+    SettingError,
+    ValueTable,
+)
 
 from .base import PointAlarms, PointRuleType, usable
 
@@ -46,11 +54,14 @@ def _bounds(point: Point, cfg: RangeConfig) -> tuple[float, float]:
         low = point.range[0] if low is None else low
         high = point.range[1] if high is None else high
     if low is None or high is None:
-        raise ValueError(
-            f"point {point.id}: rule 'range' needs the point's range or both low and high"
+        raise SettingError(
+            "rule 'range' needs the point's range or both low and high", point=point.id
         )
     if low >= high:
-        raise ValueError(f"point {point.id}: rule 'range' low {low} must be below high {high}")
+        field = "low" if cfg.low is not None else "high"
+        raise SettingError(
+            f"rule 'range' low {low} must be below high {high}", point=point.id, field=(field,)
+        )
     return low, high
 
 
