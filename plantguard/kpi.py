@@ -24,6 +24,7 @@ shelved / out of svc   current lists, with who and until when
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,8 +36,14 @@ from .model import Priority
 __all__ = [
     "JournalEntry",
     "KpiReport",
+    "acknowledgement_delays",
+    "active_intervals",
+    "annunciated_activations",
     "compute_kpis",
+    "flood_intervals",
     "parse_duration",
+    "rate_series",
+    "standing_at",
 ]
 
 TEN_MINUTES = 600.0
@@ -216,3 +223,114 @@ def compute_kpis(
             )
     report.stale.sort(key=lambda x: -x[1])
     return report
+
+
+# --- series behind the KPIs (for reports and plots) ---------------------------------------
+
+
+def annunciated_activations(journal: Iterable[JournalEntry]) -> list[JournalEntry]:
+    """The activations that were annunciated (not shelved, suppressed or out of service),
+    from a whole journal, oldest first: the ones every KPI counts."""
+    return _annunciated_activations(journal)
+
+
+def rate_series(
+    times: Sequence[float], since: float, until: float, width: float = TEN_MINUTES
+) -> list[int]:
+    """Activations per window of ``width`` seconds, windows from ``since`` on (the last
+    one may end after ``until``); times outside ``[since, until]`` are not counted."""
+    bins = max(1, math.ceil((until - since) / width))
+    counts = [0] * bins
+    for t in times:
+        if since <= t <= until:
+            counts[min(int((t - since) // width), bins - 1)] += 1
+    return counts
+
+
+def flood_intervals(
+    times: Sequence[float], since: float, until: float
+) -> list[tuple[float, float]]:
+    """The periods within ``[since, until]`` when more than ``FLOOD_COUNT`` activations
+    fell in the preceding 10 min (their lengths add up to the KPI's time in flood)."""
+    edges = sorted([(t, 1) for t in times] + [(t + TEN_MINUTES, -1) for t in times])
+    spans: list[tuple[float, float]] = []
+    count, last = 0, since
+
+    def add(start: float, end: float) -> None:
+        if end <= start:
+            return
+        if spans and spans[-1][1] >= start:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+
+    for t, step in edges:
+        t_clamped = min(max(t, since), until)
+        if count > FLOOD_COUNT:
+            add(last, t_clamped)
+        last = t_clamped
+        count += step
+    if count > FLOOD_COUNT:
+        add(last, until)
+    return spans
+
+
+def active_intervals(
+    journal: Iterable[JournalEntry], since: float, until: float
+) -> dict[str, list[tuple[float, float]]]:
+    """Per alarm, the periods within ``[since, until]`` its condition was active
+    (``activate`` … ``clear``), whether annunciated or not; an alarm still active at
+    ``until`` ends its last period there."""
+    began: dict[str, float] = {}
+    out: dict[str, list[tuple[float, float]]] = {}
+    for e in journal:
+        if e.time > until:
+            break
+        if e.action == "activate" and e.alarm_id not in began:
+            began[e.alarm_id] = e.time
+        elif e.action == "clear" and e.alarm_id in began:
+            start = began.pop(e.alarm_id)
+            if e.time >= since:
+                out.setdefault(e.alarm_id, []).append((max(start, since), e.time))
+    for alarm_id, start in began.items():
+        out.setdefault(alarm_id, []).append((max(start, since), until))
+    return out
+
+
+def standing_at(journal: Iterable[JournalEntry], when: float) -> dict[str, float]:
+    """Alarms whose condition was active at ``when``, with the time each became active
+    (replayed from the journal, so it holds for any past instant)."""
+    active: dict[str, float] = {}
+    for e in journal:
+        if e.time > when:
+            break
+        if e.action == "activate":
+            active.setdefault(e.alarm_id, e.time)
+        elif e.action == "clear":
+            active.pop(e.alarm_id, None)
+    return active
+
+
+def acknowledgement_delays(
+    journal: Sequence[JournalEntry], since: float, until: float
+) -> list[tuple[str, float, float | None]]:
+    """For every annunciated activation in ``[since, until]``: ``(alarm, activated,
+    seconds until acknowledged)``, ``None`` when not acknowledged by ``until``.
+
+    One acknowledgement answers every activation of the alarm since the previous one
+    (an alarm that returned to normal unacknowledged and came back is acknowledged once).
+    """
+    annunciated = {id(e) for e in _annunciated_activations(journal)}
+    pending: dict[str, list[int]] = {}
+    out: list[tuple[str, float, float | None]] = []
+    for e in journal:
+        if e.time > until:
+            break
+        if e.action == "activate" and id(e) in annunciated and e.time >= since:
+            pending.setdefault(e.alarm_id, []).append(len(out))
+            out.append((e.alarm_id, e.time, None))
+        elif e.action == "acknowledge":
+            for i in pending.pop(e.alarm_id, []):
+                alarm_id, activated, _ = out[i]
+                out[i] = (alarm_id, activated, e.time - activated)
+    return out

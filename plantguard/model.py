@@ -29,6 +29,7 @@ __all__ = [
     "AlarmDefinition",
     "Area",
     "Device",
+    "DeviceAcceptance",
     "DeviceInfo",
     "DeviceStatus",
     "Finding",
@@ -39,6 +40,7 @@ __all__ = [
     "Quality",
     "Sample",
     "Site",
+    "SiteAcceptance",
     "StoreSettings",
 ]
 
@@ -174,6 +176,21 @@ class Point(_Frozen):
         return value
 
 
+class DeviceAcceptance(_Frozen):
+    """How ``plantguard acceptance`` may test a device (docs/acceptance.md).
+
+    ``loop_check: write`` lets it drive each limit alarm's point past its limits
+    through the engine's write path and restore it afterwards: for simulators and
+    devices in a test mode only.  The default, ``sign-off``, never writes: limits and
+    live value are recorded for an engineer to sign off.  ``restore: release`` ends
+    a write loop check by writing NaN (the plant simulator's "follow the plant
+    again"); ``previous`` writes back the value read before the check.
+    """
+
+    loop_check: Literal["sign-off", "write"] = "sign-off"
+    restore: Literal["previous", "release"] = "previous"
+
+
 class Device(_Frozen):
     id: Identifier
     name: str = ""
@@ -184,6 +201,7 @@ class Device(_Frozen):
     poll_group: str = "default"
     points: tuple[Point, ...] = ()
     area_id: str = ""
+    acceptance: DeviceAcceptance = DeviceAcceptance()
 
     @model_validator(mode="before")
     @classmethod
@@ -267,6 +285,15 @@ class StoreSettings(_Frozen):
     history: HistorySettings = HistorySettings()
 
 
+class SiteAcceptance(_Frozen):
+    """Site-wide settings of ``plantguard acceptance`` (docs/acceptance.md)."""
+
+    #: Roles deliberately without an account (otherwise each role needs one).
+    unused_roles: tuple[Literal["viewer", "operator", "engineer", "admin"], ...] = ()
+    #: Device categories that need a maintenance plan (None: the default list).
+    plan_categories: tuple[Annotated[str, Field(max_length=64)], ...] | None = None
+
+
 class Site(_Frozen):
     """The whole configured plant: what one gateway serves."""
 
@@ -284,6 +311,7 @@ class Site(_Frozen):
     services: dict[str, dict[str, Any]] = Field(default_factory=dict)
     #: Site-level settings of rule types (security rules, point groups), validated by each type.
     rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    acceptance: SiteAcceptance = SiteAcceptance()
 
     @model_validator(mode="after")
     def _check_references(self) -> Site:

@@ -16,13 +16,13 @@ from collections.abc import Callable, Sequence
 from .. import __version__
 from ..config import ConfigError
 from ..host import Command, CommandContext, PluginError, PluginHost, default_host
-from . import alarms, history, probe, records, serve, site, users
+from . import acceptance, alarms, db, history, probe, records, report, serve, site, users
 from .common import demo_site_text
 
 __all__ = ["demo_site_text", "main"]
 
 #: Command modules, in the order their commands appear in ``--help``.
-COMMAND_MODULES = (serve, site, probe, alarms, history, records, users)
+COMMAND_MODULES = (serve, site, probe, alarms, history, records, report, users, acceptance, db)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,293 @@
+"""``plantguard db init|upgrade|check URL``: create, migrate and check a store.
+
+``URL`` is what ``--db`` takes: a SQLite file path or a SQLAlchemy URL.  A
+PostgreSQL URL may name a schema of its own with
+``?options=-csearch_path%3D<schema>``; ``init`` creates that schema when it is
+missing.  Every expected failure (a bad URL, a driver not installed, a server
+that does not answer, no store, a store that is not PlantGuard's, a store behind
+this version) is one line on standard error and a non-zero status: 2 for a URL
+that cannot be used at all, 1 for the rest.
+
+A PlantGuard store is recognised by Alembic's ``alembic_version`` table holding a
+revision of PlantGuard's own migrations (``plantguard/store/migrations``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import urllib.parse
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic.script import ScriptDirectory
+
+from .. import store as store_package
+from ..build import store_problem
+from ..host import PluginHost
+from ..store import Store, database_url
+from ..store.schema import metadata
+from .common import SubParsers
+
+__all__ = ["StoreState", "add_commands", "head_revision", "inspect_store"]
+
+_MIGRATIONS = Path(store_package.__file__).with_name("migrations")
+
+
+def add_commands(sub: SubParsers) -> None:
+    db = sub.add_parser("db", help="create, migrate and check a store (SQLite file or URL)")
+    cmds = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    for name, func, help_text in (
+        ("init", _init, "create a new store (a PostgreSQL schema too, when missing)"),
+        ("upgrade", _upgrade, "migrate an existing store to this version's schema"),
+        ("check", _check, "exit 0 if a current PlantGuard store is there"),
+    ):
+        p = cmds.add_parser(name, help=help_text)
+        p.add_argument("url", metavar="URL", help="SQLite file path or SQLAlchemy URL")
+        p.set_defaults(func=func)
+
+
+# --- looking at a store --------------------------------------------------------------------
+
+
+def _script() -> ScriptDirectory:
+    return ScriptDirectory(str(_MIGRATIONS))
+
+
+def head_revision() -> str:
+    head = _script().get_current_head()
+    assert head is not None
+    return head
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreState:
+    """What is at a URL, as far as PlantGuard is concerned."""
+
+    #: "missing" (no file, no schema, no tables of ours), "foreign" (tables that
+    #: are not a PlantGuard store), "behind", "current" or "ahead".
+    kind: str
+    #: The store's revision (None unless it has an ``alembic_version``).
+    revision: str | None
+    detail: str
+
+
+class DbError(Exception):
+    """An expected failure, with its one-line message and exit status."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def shown(target: str) -> str:
+    """``target`` with any password masked, for messages."""
+    if "://" not in target:
+        return target
+    try:
+        return sa.make_url(target).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, ValueError):
+        return target
+
+
+def pg_schema(url: sa.URL) -> str | None:
+    """The first schema of a ``-csearch_path=…`` in a PostgreSQL URL's ``options``."""
+    options = url.query.get("options")
+    values = [options] if isinstance(options, str) else list(options or ())
+    for value in values:
+        for part in urllib.parse.unquote(value).split():
+            for prefix in ("-csearch_path=", "--search_path="):
+                if part.startswith(prefix):
+                    first = part[len(prefix) :].split(",")[0].strip().strip('"')
+                    return first or None
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc)
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _engine(target: str) -> sa.Engine:
+    problem = store_problem(target)
+    if problem is not None:
+        raise DbError(f"{shown(target)}: {problem}", 2)
+    return sa.create_engine(database_url(target))
+
+
+def _sqlite_file(engine: sa.Engine) -> Path | None:
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    return Path(database)
+
+
+def inspect_store(target: str) -> StoreState:
+    """What is at ``target``; connects (without creating anything) to find out."""
+    engine = _engine(target)
+    try:
+        sqlite_file = _sqlite_file(engine)
+        if sqlite_file is not None and (
+            not sqlite_file.exists() or sqlite_file.stat().st_size == 0
+        ):
+            return StoreState("missing", None, f"no database file {sqlite_file}")
+        try:
+            with engine.connect() as conn:
+                return _inspect(conn)
+        except sa.exc.SQLAlchemyError as exc:
+            raise DbError(f"{shown(target)}: cannot connect: {_one_line(exc)}") from None
+    finally:
+        engine.dispose()
+
+
+def _inspect(conn: sa.Connection) -> StoreState:
+    if conn.dialect.name == "postgresql":
+        schema = pg_schema(conn.engine.url)
+        current = conn.exec_driver_sql("SELECT current_schema()").scalar()
+        if current is None:
+            what = f"schema {schema!r}" if schema else "the search_path's schemas"
+            return StoreState("missing", None, f"{what} does not exist")
+        tables = set(
+            conn.execute(
+                sa.text("SELECT tablename FROM pg_tables WHERE schemaname = :s"), {"s": current}
+            ).scalars()
+        )
+    else:
+        tables = set(sa.inspect(conn).get_table_names())
+    ours = set(metadata.tables)
+    if "alembic_version" not in tables:
+        if not tables:
+            return StoreState("missing", None, "no tables")
+        clash = sorted(tables & ours)
+        if clash:
+            return StoreState("foreign", None, f"tables {', '.join(clash)} but no alembic_version")
+        return StoreState("foreign", None, f"{len(tables)} other tables, none of PlantGuard's")
+    revisions = list(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars())
+    if len(revisions) != 1:
+        return StoreState("foreign", None, f"alembic_version holds {len(revisions)} revisions")
+    revision = str(revisions[0])
+    script = _script()
+    head = head_revision()
+    if revision == head:
+        return StoreState("current", revision, f"at revision {revision}")
+    known = {rev.revision for rev in script.walk_revisions()}
+    if revision not in known:
+        return StoreState(
+            "foreign",
+            revision,
+            f"alembic_version holds revision {revision!r}, not one of PlantGuard's "
+            f"(a newer PlantGuard, or another application's tables; this one's head is {head})",
+        )
+    return StoreState("behind", revision, f"at revision {revision}, this PlantGuard's is {head}")
+
+
+# --- the commands ----------------------------------------------------------------------------
+
+
+def _run(action: str, args: argparse.Namespace) -> int:
+    try:
+        message = _ACTIONS[action](args.url)
+    except DbError as exc:
+        print(f"plantguard db {action}: {exc}", file=sys.stderr)
+        return exc.status
+    print(message)
+    return 0
+
+
+def _init(args: argparse.Namespace, host: PluginHost) -> int:
+    return _run("init", args)
+
+
+def _upgrade(args: argparse.Namespace, host: PluginHost) -> int:
+    return _run("upgrade", args)
+
+
+def _check(args: argparse.Namespace, host: PluginHost) -> int:
+    return _run("check", args)
+
+
+def _create_schema(target: str) -> bool:
+    """Create the PostgreSQL schema ``target`` names if missing; whether it was created."""
+    engine = _engine(target)
+    try:
+        schema = pg_schema(engine.url)
+        if engine.dialect.name != "postgresql" or schema is None:
+            return False
+        with engine.begin() as conn:
+            exists = conn.execute(
+                sa.text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": schema}
+            ).scalar()
+            if exists:
+                return False
+            quoted = conn.dialect.identifier_preparer.quote_identifier(schema)
+            conn.exec_driver_sql(f"CREATE SCHEMA {quoted}")
+            return True
+    except sa.exc.SQLAlchemyError as exc:
+        raise DbError(f"{shown(target)}: cannot create the schema: {_one_line(exc)}") from None
+    finally:
+        engine.dispose()
+
+
+def _migrate(target: str) -> None:
+    """Open the store (which migrates it to head) and close it again."""
+    try:
+        Store(target).close()
+    except sa.exc.SQLAlchemyError as exc:
+        raise DbError(f"{shown(target)}: migration failed: {_one_line(exc)}") from None
+
+
+def do_init(target: str) -> str:
+    state = inspect_store(target)
+    if state.kind in ("current", "behind"):
+        raise DbError(
+            f"{shown(target)}: a PlantGuard store is already there ({state.detail}); "
+            "use `plantguard db upgrade` to migrate it"
+        )
+    if state.kind != "missing":
+        raise DbError(f"{shown(target)}: not a PlantGuard store ({state.detail}); left alone")
+    created = _create_schema(target)
+    _migrate(target)
+    after = inspect_store(target)
+    if after.kind != "current":
+        raise DbError(f"{shown(target)}: created, but the store is {after.detail}")
+    schema = (
+        f" (created schema {pg_schema(sa.make_url(database_url(target)))!r})" if created else ""
+    )
+    return f"created a PlantGuard store at {shown(target)}, revision {after.revision}{schema}"
+
+
+def do_upgrade(target: str) -> str:
+    state = inspect_store(target)
+    if state.kind == "missing":
+        raise DbError(
+            f"{shown(target)}: no PlantGuard store there ({state.detail}); "
+            "use `plantguard db init` to create one"
+        )
+    if state.kind == "foreign":
+        raise DbError(f"{shown(target)}: not a PlantGuard store ({state.detail}); left alone")
+    if state.kind == "current":
+        return f"{shown(target)}: already at revision {state.revision} (head); nothing to do"
+    _migrate(target)
+    after = inspect_store(target)
+    if after.kind != "current":
+        raise DbError(f"{shown(target)}: migrated, but the store is {after.detail}")
+    return f"upgraded {shown(target)} from revision {state.revision} to {after.revision}"
+
+
+def do_check(target: str) -> str:
+    state = inspect_store(target)
+    if state.kind == "current":
+        return f"{shown(target)}: PlantGuard store, revision {state.revision} (current)"
+    if state.kind == "missing":
+        raise DbError(f"{shown(target)}: no PlantGuard store there ({state.detail})")
+    if state.kind == "behind":
+        raise DbError(
+            f"{shown(target)}: PlantGuard store behind: revision {state.revision}, "
+            f"head {head_revision()} (run `plantguard db upgrade`)"
+        )
+    raise DbError(f"{shown(target)}: not a PlantGuard store ({state.detail})")
+
+
+_ACTIONS = {"init": do_init, "upgrade": do_upgrade, "check": do_check}
