@@ -112,5 +112,15 @@ test-ha: venv $(VENV_HA)/.installed
 ha-release:
 	$(PYTHON) $(HA_DIR)/release.py dist/plantguard.zip
 
+# The gateway's container image (Dockerfile, docs/install.md) with docker or podman;
+# says so and fails when the engine is missing or its daemon does not answer.
+.PHONY: image
+IMAGE ?= plantguard:0.1.0
+CONTAINER_ENGINE ?= $(firstword $(shell command -v docker podman 2>/dev/null))
+image:
+	@test -n "$(CONTAINER_ENGINE)" || { echo "make image: no container engine (docker or podman) installed"; exit 1; }
+	@$(CONTAINER_ENGINE) info >/dev/null 2>&1 || { echo "make image: $(CONTAINER_ENGINE) is installed but its daemon is not running or not reachable; nothing built"; exit 1; }
+	$(CONTAINER_ENGINE) build -t $(IMAGE) .
+
 clean:
 	rm -rf $(VENV) $(VENV_HA) .mypy_cache .ruff_cache .pytest_cache *.egg-info plantguard-demo.db*
