@@ -114,7 +114,11 @@ def _summary(record: Record) -> page.Markup:
     rows.append(["All", *(counts[s.value] for s in statuses), len(record.items)])
     failed = record.failed
     verdict = (
-        page.note(f"{len(failed)} items failed: " + "; ".join(i.title for i in failed[:8]), "bad")
+        page.note(
+            f"{len(failed)} items failed — "
+            + "; ".join(f"{i.title}: {i.summary}" for i in failed[:8]),
+            "bad",
+        )
         if failed
         else page.note("No item failed.", "")
     )
