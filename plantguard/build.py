@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from pydantic import BaseModel
 from .comm import CommLossRule, DeviceFaultRule, IdentityWatch, core_rules
 from .config import ConfigError, ConfigIssue, LoadedSite
 from .drivers import DeviceDriver, DriverType
+from .errors import EXIT_FAILURE
 from .host import PluginHost
 from .model import AlarmDefinition, Point
 from .rules import Rule, RuleContext, RuleType
@@ -53,6 +55,8 @@ __all__ = [
     "build_engine_parts",
     "check_site",
     "store_issue",
+    "store_problem",
+    "url_problem",
 ]
 
 log = logging.getLogger(__name__)
@@ -89,8 +93,11 @@ class SettingError(ValueError):
 
 
 class StartError(ConfigError):
-    """A service could not start (a port in use, an address not of this host):
-    the issue names the service in the site file."""
+    """A service could not start (an address not of this host, a file it cannot
+    read): the issue names the service in the site file.  Exit status 1; a port in
+    use is a :class:`~plantguard.errors.PortInUse` (4)."""
+
+    exit_status = EXIT_FAILURE
 
 
 @dataclass(slots=True)
@@ -178,6 +185,39 @@ def store_issue(loaded: LoadedSite, db: str | None) -> ConfigIssue | None:
 
 def store_problem(target: str) -> str | None:
     """:func:`store_issue` for a bare ``--db`` value or URL."""
+    problem = url_problem(target)
+    if problem is not None:
+        return problem
+    url = sa.make_url(database_url(target))
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    path = Path(url.database)
+    if path.is_dir():
+        return f"{path} is a directory, not a database file"
+    if not path.parent.is_dir():
+        return f"directory {path.parent} does not exist (for the database file {path.name})"
+    writable = path if path.exists() else path.parent
+    if not os.access(writable, os.W_OK):
+        return f"{writable} is not writable"
+    if path.exists() and not _sqlite_or_empty(path):
+        return f"{path} is not a SQLite database"
+    return None
+
+
+#: ``postgresql:/host/db``: a URL with a slash missing, not a file ``postgresql:`` holds.
+_BROKEN_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/")
+
+
+def url_problem(target: str) -> str | None:
+    """Why ``target`` (``--db``) is no database address PlantGuard can use, found
+    without touching anything: a URL that does not parse, a database SQLAlchemy does
+    not know, a driver that is not installed.  None if the address is usable."""
+    if "://" not in target and (broken := _BROKEN_URL.match(target)):
+        scheme = broken.group(1)
+        return (
+            f"not a database URL (a URL is {scheme}://user@host/database; "
+            f"did you mean '{scheme}://{target[broken.end() :]}'?)"
+        )
     try:
         url = sa.make_url(database_url(target))
         engine = sa.create_engine(url)  # loads the dialect and its driver; connects nothing
@@ -192,18 +232,6 @@ def store_problem(target: str) -> str | None:
     except (sa.exc.ArgumentError, ValueError, TypeError) as exc:
         return f"not a database URL: {exc}"
     engine.dispose()
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    path = Path(url.database)
-    if path.is_dir():
-        return f"{path} is a directory, not a database file"
-    if not path.parent.is_dir():
-        return f"directory {path.parent} does not exist (for the database file {path.name})"
-    writable = path if path.exists() else path.parent
-    if not os.access(writable, os.W_OK):
-        return f"{writable} is not writable"
-    if path.exists() and not _sqlite_or_empty(path):
-        return f"{path} is not a SQLite database"
     return None
 
 

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from . import yamlsafe
+from .errors import ConfigurationError
 from .model import Device, Point, Site
 
 if TYPE_CHECKING:
@@ -62,8 +63,8 @@ class ConfigIssue:
         )
 
 
-class ConfigError(Exception):
-    """The site file is invalid; :attr:`issues` lists every problem found."""
+class ConfigError(ConfigurationError):
+    """The site file is invalid; :attr:`issues` lists every problem found (exit status 2)."""
 
     def __init__(self, issues: Sequence[ConfigIssue]) -> None:
         self.issues = list(issues)
@@ -294,10 +295,38 @@ def parse_site(
     try:
         site = Site.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(validation_issues(exc, location)) from exc
+        # Every error at once: the plugins' checks run on the site without the
+        # site-level settings that failed (a bad scan_interval must not hide the rest).
+        issues = validation_issues(exc, location)
+        if (partial := _without_failed_settings(data, exc)) is not None:
+            try:
+                _validate_plugins(partial, location, host)
+            except ConfigError as more:
+                issues += more.issues
+        issues.sort(key=lambda i: (i.line is None, i.line or 0))
+        raise ConfigError(issues) from exc
+    if not site.devices:
+        raise ConfigError([location.issue(("areas",), "the site has no devices")])
     loaded = _validate_plugins(site, location, host)
     _share_fields_sets([*site.points, *(a for d in loaded.addresses.values() for a in d.values())])
     return loaded
+
+
+def _without_failed_settings(data: dict[str, Any], exc: ValidationError) -> Site | None:
+    """The site of ``data`` with the top-level values that failed (``scan_interval:
+    -1``) left at their defaults, if that validates.  None when an error is inside a
+    mapping (its other entries would go too, and the issues they cause be misleading)
+    or at the site's id or areas."""
+    errors = exc.errors()
+    if any(len(err["loc"]) != 1 for err in errors):
+        return None
+    failed = {err["loc"][0] for err in errors}
+    if failed & {"id", "areas"}:
+        return None
+    try:
+        return Site.model_validate({k: v for k, v in data.items() if k not in failed})
+    except ValidationError:
+        return None
 
 
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from .auth import Principal
 from .build import StartError, build_engine_parts
 from .config import LoadedSite
 from .drivers import DeviceDriver, DriverError
+from .errors import PlantGuardError
 from .history import HistoryWriter
 from .host import PluginHost
 from .model import Device, DeviceStatus, Finding, Point, Quality, Site
@@ -211,6 +212,8 @@ class Engine:
         """Start one service; a failure names the service in the site file."""
         try:
             await service.start(self)
+        except PlantGuardError:
+            raise  # says what failed already (a port in use, a device that does not answer)
         except Exception as exc:
             log.debug("service %s failed to start", name, exc_info=exc)
             issue = self._loaded.location.issue(("services", name), f"cannot start: {exc}")

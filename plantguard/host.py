@@ -33,6 +33,7 @@ import pluggy
 from . import hookspecs
 from .config import LoadedSite, load_site
 from .drivers import DriverType
+from .errors import ConfigurationError
 from .hookspecs import CommandRun, DemoOptions, DemoSite
 from .rules import RuleType
 from .services import ServiceType
@@ -74,7 +75,7 @@ _CALLED_ONE_BY_ONE = (
 )
 
 
-class PluginError(Exception):
+class PluginError(ConfigurationError):
     """A plugin could not be loaded, implements an unknown hook, registered something
     invalid, or refused the site."""
 

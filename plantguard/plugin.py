@@ -40,6 +40,12 @@ What is in it, by the part of the gateway a plugin plugs into::
     settings   SettingError(message, point=…, field=(…)): raised by a create() for a
                setting it cannot work with; check and run show it at its line
 
+    failures   PlantGuardError ─┬ ConfigurationError  ├ StoreError
+               (plantguard.errors) └ NetworkError ─ PortInUse, DeviceUnreachable
+               ensure_port_free(host, port, what=…, setting=…) before a service
+               binds; port_in_use(…) for the error itself.  The CLI shows each as
+               one line with its exit status; anything else is shown as a bug
+
 The hook specifications themselves are in :mod:`plantguard.hookspecs`, and the
 test kit is :mod:`plantguard.testing` — a pytest plugin (fixtures
 ``plantguard_host``, ``running_site``, ``load_site_text``, ``tcp_port``; helpers
@@ -62,6 +68,16 @@ from .drivers import (
     RawPoint,
     RawRequest,
     ReadResult,
+)
+from .errors import (
+    ConfigurationError,
+    DeviceUnreachable,
+    NetworkError,
+    PlantGuardError,
+    PortInUse,
+    StoreError,
+    ensure_port_free,
+    port_in_use,
 )
 from .events import EventReader, SecurityEvent
 from .hookspecs import (
@@ -105,10 +121,12 @@ __all__ = [
     "CommandContext",
     "CommandRun",
     "ConfigError",
+    "ConfigurationError",
     "DemoOptions",
     "DemoSite",
     "Device",
     "DeviceDriver",
+    "DeviceUnreachable",
     "DriverError",
     "DriverType",
     "DueState",
@@ -119,8 +137,11 @@ __all__ = [
     "LoadedSite",
     "MaintenancePlan",
     "MaintenanceRecord",
+    "NetworkError",
     "PlanStatus",
+    "PlantGuardError",
     "Point",
+    "PortInUse",
     "Principal",
     "Priority",
     "PriorityName",
@@ -143,9 +164,12 @@ __all__ = [
     "SettingError",
     "Site",
     "Store",
+    "StoreError",
     "Transition",
     "ValueTable",
     "ValuesListener",
+    "ensure_port_free",
     "hookimpl",
     "plan_statuses",
+    "port_in_use",
 ]

@@ -178,6 +178,7 @@ def test_cli_users_add_list_remove(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = str(tmp_path / "users.db")
+    Store(db).close()  # `plantguard db init`: users add creates no store
     # The first administrator of a store needs nobody's word; every change after it does.
     monkeypatch.setenv("PLANTGUARD_NEW_PASSWORD", "root-pw")
     assert run(capsys, "users", "add", "root", "--role", "admin", "--db", db)[0] == 0

@@ -718,12 +718,13 @@ def test_a_port_in_use_stops_run_at_the_service(
         capsys.readouterr()
         status = cli.main(["--log-level", "error", "run", str(site), "--duration", "5", "--quiet"])
     err = capsys.readouterr().err
-    assert status == 1, err
+    assert status == 4, err  # network or port (plantguard.errors)
     assert "Traceback" not in err
-    line = next(
-        i for i, t in enumerate(site.read_text(encoding="utf-8").splitlines(), 1) if "sim:" in t
+    assert err == (
+        f"plantguard: the plant simulator (Modbus TCP) cannot listen on 127.0.0.1:{port}: the port "
+        "is in use; stop what holds it, or choose another port "
+        "(services.sim.port; --modbus-port for the demo)\n"
     )
-    assert f"plantguard: cannot start:\n{site}:{line}: services.sim: cannot start: " in err
 
 
 def test_a_database_server_that_is_down_stops_run_without_a_traceback(
@@ -735,7 +736,7 @@ def test_a_database_server_that_is_down_stops_run_without_a_traceback(
     capsys.readouterr()
     status = cli.main(["--log-level", "error", "run", str(site), "--duration", "0.2", "--quiet"])
     err = capsys.readouterr().err
-    assert status == 1, err
+    assert status == 3, err  # the store (plantguard.errors)
     assert "Traceback" not in err
     assert "plantguard: cannot open the store postgresql+psycopg://plantguard:***@127.0.0.1" in err
     assert "secret" not in err

@@ -190,17 +190,27 @@ def test_time_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         main(["trend", "tank1.level", "--db", db, "--since", "yesterday"])
 
 
-def test_parquet_needs_pyarrow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_parquet_without_pyarrow_says_what_to_install(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = str(tmp_path / "h.db")
     _store(db)
     out = tmp_path / "h.parquet"
-    if importlib.util.find_spec("pyarrow") is None:
-        assert _export(db, out, "--format", "parquet") == 1
-        assert "pip install pyarrow" in capsys.readouterr().err
-        assert not out.exists()
-        return
-    import pyarrow.parquet as pq  # type: ignore[import-not-found,unused-ignore]
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "pyarrow" else real(name, *a)
+    )
+    assert _export(db, out, "--format", "parquet") == 1
+    assert "pip install pyarrow" in capsys.readouterr().err
+    assert not out.exists()
 
+
+def test_parquet_round_trip(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+    db = str(tmp_path / "h.db")
+    _store(db)
+    out = tmp_path / "h.parquet"
     assert _export(db, out, "--format", "parquet") == 0
     table = pq.read_table(out)
     assert table.column_names == ["time", "tank1.level", "pump1.flow"]

@@ -14,6 +14,7 @@ import yaml
 from pymodbus.client import AsyncModbusTcpClient
 
 from plantguard.drivers import DriverError, DriverType
+from plantguard.errors import PortInUse
 from plantguard.model import Device, Point, Quality, Site
 from plantguard.services import EngineView, ServiceType
 from plantguard_modbus import plugin as modbus_plugin
@@ -399,7 +400,9 @@ async def test_sim_service_starts_on_a_free_port_and_stops_cleanly() -> None:
 
 async def test_sim_server_refuses_a_port_in_use(sim: SimServer, plant: PlantModel) -> None:
     second = SimServer(plant, port=sim.port)
-    with pytest.raises(OSError, match="cannot listen"):
+    with pytest.raises(
+        PortInUse, match=f"cannot listen on 127.0.0.1:{sim.port}: the port is in use"
+    ):
         await second.start()
     assert not second.running
     await second.stop()

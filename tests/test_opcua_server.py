@@ -21,6 +21,7 @@ from asyncua.ua.uaerrors import UaStatusCodeError
 from opcua_engine import FakeEngine
 from pydantic import BaseModel, ValidationError
 
+from plantguard.errors import PortInUse
 from plantguard.model import Quality, Site
 from plantguard.services import ServiceType
 from plantguard_opcua import NAMESPACE_URI, OpcUaOptions, OpcUaService
@@ -398,7 +399,7 @@ async def test_failed_start_cleans_up(engine: FakeEngine) -> None:
     try:
         port = int(first.endpoint.split(":")[2].split("/")[0])
         second = OpcUaService(OpcUaOptions(port=port, **OPEN))
-        with pytest.raises(OSError, match="in use"):
+        with pytest.raises(PortInUse, match="the port is in use"):
             await second.start(engine)
         await second.stop()
     finally:

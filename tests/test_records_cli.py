@@ -69,7 +69,9 @@ def test_devices_import_list_show_export(
     assert [d["id"] for d in exported["items"]] == ["pump7", "tank3"]
     code, out, _ = _run(capsys, "devices", "export", "--db", db, "--format", "csv")
     assert out.splitlines()[1].startswith("pump7,Feed pump 7,pump,Acme,CP-200,CP-7")
-    assert _run(capsys, "devices", "show", "nope", "--db", db)[0] == 1
+    code, _, err = _run(capsys, "devices", "show", "pump", "--db", db)
+    assert code == 2  # an unknown id is a bad argument, with close matches
+    assert "unknown device 'pump' (did you mean pump7?)" in err
 
 
 def test_maintenance_plans_record_due(
@@ -100,6 +102,12 @@ def test_maintenance_plans_record_due(
         capsys, "maintenance", "due", "--db", db, "--at", "2026-01-10T00:00:00+00:00"
     )
     assert out.strip() == "nothing due"
+    # Done on 2026-01-02, every 30 days: 10 days overdue on 2026-02-11 (not "-10d left").
+    code, out, _ = _run(
+        capsys, "maintenance", "due", "--db", db, "--at", "2026-02-11T01:00:00+00:00"
+    )
+    assert "overdue by 10d" in out
+    assert "left" not in out
     code, out, _ = _run(capsys, "maintenance", "export", "--db", db, "--format", "csv")
     _, row = out.splitlines()
     assert "bearing_temp=41.5 °C" in row
@@ -109,7 +117,7 @@ def test_maintenance_plans_record_due(
         capsys, "maintenance", "record", "--db", db, "--device", "ghost", "--performer", "x"
     )
     assert code == 2
-    assert "unknown devices: ghost" in err
+    assert "unknown device 'ghost'" in err
 
 
 def test_bad_import_names_row_and_field_and_changes_nothing(

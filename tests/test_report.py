@@ -360,6 +360,7 @@ async def test_empty_period_says_so(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_report_on_a_new_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = str(tmp_path / "new.db")
+    Store(db).close()  # created empty (`plantguard db init`); report creates no store
     out = tmp_path / "new.html"
     assert main(["report", "--period", "day", "--db", db, "--output", str(out)]) == 0
     html = out.read_text(encoding="utf-8")

@@ -226,7 +226,11 @@ async def test_engine_runs_site_level_security_rules_from_the_default_bus(
 ) -> None:
     from plantguard.events import publish
 
-    site = "id: plant\nrules:\n  failed_logins: {threshold: 2, window: 60}\n"
+    site = (
+        "id: plant\nrules:\n  failed_logins: {threshold: 2, window: 60}\n"
+        "areas:\n  - id: a\n    devices:\n"
+        "      - {id: d, driver: modbus, connection: {host: 127.0.0.1, port: 1}}\n"
+    )
     async with running_site(site) as engine:
         import time
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import errno
 import logging
 import socket
 import time
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from asyncua.server.server import Server
 
 from plantguard import __version__
+from plantguard.plugin import ensure_port_free, port_in_use
 from plantguard.services import EngineView, Service
 from plantguard.throttle import LoginThrottle
 
@@ -48,6 +50,20 @@ def _free_port(host: str) -> int:
         return port
 
 
+#: Where the OPC UA port is set, for a port-in-use message.
+_PORT_SETTING = "services.opcua.port; --opcua-port for the demo"
+
+
+async def _listen(server: Server, host: str, port: int) -> None:
+    """``server.start()``, a port taken since :func:`ensure_port_free` as :class:`PortInUse`."""
+    try:
+        await server.start()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise port_in_use(host, port, what="the OPC UA server", setting=_PORT_SETTING) from exc
+        raise
+
+
 class OpcUaService(Service):
     """Serves ``Objects/PlantGuard/<site>/…`` and keeps point variables current."""
 
@@ -76,6 +92,7 @@ class OpcUaService(Service):
             raise RuntimeError("the OPC UA service is already running")
         opts = self.options
         port = opts.port or _free_port(opts.host)
+        ensure_port_free(opts.host, port, what="the OPC UA server", setting=_PORT_SETTING)
         endpoint = opts.endpoint(port)
         server = Server()
         self._server = server
@@ -125,7 +142,7 @@ class OpcUaService(Service):
                 )
                 self.records = RecordsPublisher(server, ns, engine.site, engine.store)
                 await self.records.build()
-            await server.start()
+            await _listen(server, opts.host, port)
             if self.records is not None:
                 await self.records.start()
         except BaseException:

@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 from ..acceptance import AcceptanceRefused, Options, Record, Status, render_html, run
+from ..config import ConfigError
 from ..host import PluginHost
-from .common import SubParsers
+from .common import SubParsers, open_store, site_store_url
 
 __all__ = ["add_commands"]
 
@@ -65,6 +66,13 @@ def _acceptance(args: argparse.Namespace, host: PluginHost) -> int:
             "plantguard acceptance: give --output DIR or --html/--json, not both", file=sys.stderr
         )
         return 2
+    try:  # the store must exist and be current: acceptance creates and migrates nothing
+        target = args.db or site_store_url(args.site)
+    except ConfigError:
+        target = None  # the site file's own item says what is wrong with it
+    if target is not None:
+        with open_store(target):
+            pass
     password = ""
     if args.actor:
         env = os.environ.get("PLANTGUARD_PASSWORD")
@@ -72,9 +80,9 @@ def _acceptance(args: argparse.Namespace, host: PluginHost) -> int:
     options = Options(args.site, args.db, args.actor, password, device_timeout=args.device_timeout)
     try:
         record = asyncio.run(run(options, host))
-    except AcceptanceRefused as exc:
+    except AcceptanceRefused as exc:  # the acting user: as plantguard.errors.PermissionDenied
         print(f"plantguard acceptance: {exc}", file=sys.stderr)
-        return 2
+        return 1
     except KeyboardInterrupt:  # loop checks restored their values on the way out
         print("plantguard acceptance: interrupted; no record written", file=sys.stderr)
         return 130

@@ -19,12 +19,13 @@ import getpass
 import os
 
 from ..auth import Principal, Role, authenticate
+from ..errors import PermissionDenied
 from ..store import Store
 
 __all__ = ["ActorRefused", "acting_principal", "add_actor_argument"]
 
 
-class ActorRefused(Exception):
+class ActorRefused(PermissionDenied):
     """No acting user, a wrong password, or a role too low for the command."""
 
 

@@ -1,6 +1,7 @@
 """``plantguard alarms list|ack|shelve|journal|kpi``: alarm states, actions, journal, KPIs.
 
-Reads and acts on the store given by ``--db``.  ``ack`` and ``shelve`` go through
+Reads and acts on the store given by ``--db`` (or the ``store.url`` of ``--site`` /
+``$PLANTGUARD_SITE``), which must exist: nothing is created or migrated here.  ``ack`` and ``shelve`` go through
 the same entry point as OPC UA (:meth:`plantguard.alarms.AlarmManager.act`): the
 user is authenticated against the store's users (password from
 ``PLANTGUARD_PASSWORD`` or a prompt), the role is checked, and the action is
@@ -32,7 +33,7 @@ from ..model import AlarmDefinition, Priority
 from ..store import Store
 from ..store.lease import LeaseHeld
 from ..store.schema import alarms as alarms_table
-from .common import SubParsers, add_db_argument, fmt_time, open_store
+from .common import SubParsers, add_db_argument, did_you_mean, fmt_time, open_store
 
 __all__ = ["add_commands"]
 
@@ -41,7 +42,7 @@ def add_commands(sub: SubParsers) -> None:
     alarms = sub.add_parser(
         "alarms", help="alarm states, acknowledge, shelve, the journal and KPIs, from the store"
     )
-    add_db_argument(alarms)
+    add_db_argument(alarms, site=True)
     alarms.add_argument("--json", action="store_true", help="machine-readable output")
     alarms.add_argument("--journal", action="store_true", help="print the journal (as `journal`)")
     alarms.set_defaults(func=_list)
@@ -49,7 +50,7 @@ def add_commands(sub: SubParsers) -> None:
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = cmds.add_parser(name, help=help_text)
-        p.add_argument("--db", default=argparse.SUPPRESS, help="SQLite file or SQLAlchemy URL")
+        add_db_argument(p, site=True, suppress=True)
         p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON output")
         return p
 
@@ -129,7 +130,7 @@ def _list(args: argparse.Namespace, host: PluginHost) -> int:
     if getattr(args, "journal", False):
         args.alarm, args.since = None, None
         return _journal(args, host)
-    with open_store(args.db) as store:
+    with open_store(args) as store:
         statuses = sorted(store.load_status().items())
     if getattr(args, "active", False):
         statuses = [(a, s) for a, s in statuses if s.state.value != "normal"]
@@ -145,7 +146,10 @@ def _list(args: argparse.Namespace, host: PluginHost) -> int:
 
 def _journal(args: argparse.Namespace, host: PluginHost) -> int:
     since = time.time() - parse_duration(args.since) if args.since else 0.0
-    with open_store(args.db) as store:
+    with open_store(args) as store:
+        if args.alarm and (unknown := _unknown_alarm(store, args.alarm)):
+            print(f"plantguard: {unknown}", file=sys.stderr)
+            return 2
         rows = store.journal(args.alarm, since)
     if args.json:
         _emit_json(
@@ -197,11 +201,17 @@ def _definitions(store: Store) -> list[AlarmDefinition]:
     ]
 
 
+def _unknown_alarm(store: Store, alarm_id: str) -> str | None:
+    """None if the store knows ``alarm_id``; else the message, with close matches."""
+    known = {d.id for d in _definitions(store)} | set(store.load_status())
+    return None if alarm_id in known else did_you_mean("alarm", alarm_id, known)
+
+
 def _act(args: argparse.Namespace, host: PluginHost) -> int:
     password = os.environ.get("PLANTGUARD_PASSWORD")
     if password is None:
         password = getpass.getpass(f"password for {args.user}: ")
-    with open_store(args.db) as store:
+    with open_store(args) as store:
         try:
             store.lease.check_free()
         except LeaseHeld as exc:
@@ -215,6 +225,9 @@ def _act(args: argparse.Namespace, host: PluginHost) -> int:
         if principal is None:
             print("plantguard: wrong user name or password", file=sys.stderr)
             return 1
+        if unknown := _unknown_alarm(store, args.alarm):
+            print(f"plantguard: {unknown}", file=sys.stderr)
+            return 2
         manager = AlarmManager(store, _definitions(store), users=store.users)
         duration = None
         if args.action_name == "ack":
@@ -242,7 +255,7 @@ def _act(args: argparse.Namespace, host: PluginHost) -> int:
 def _kpi(args: argparse.Namespace, host: PluginHost) -> int:
     until = time.time()
     since = until - parse_duration(args.since)
-    with open_store(args.db) as store:
+    with open_store(args) as store:
         entries = [JournalEntry(r.time, r.alarm_id, r.action) for r in store.journal()]
         statuses = store.load_status()
         priorities = {d.id: int(d.priority) for d in _definitions(store)}

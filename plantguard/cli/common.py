@@ -5,42 +5,152 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-from collections.abc import Iterator
+import difflib
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from ..config import ConfigError, ConfigIssue, parse_yaml, validation_issues
 from ..hookspecs import DemoOptions
 from ..host import PluginHost, default_host
 from ..kpi import parse_duration
+from ..model import StoreSettings
 from ..store import Store
+from ..yamlsafe import MAX_BYTES, UnsafeYaml, decode
 
 __all__ = [
     "DEMO_DB",
+    "SITE_ENV",
     "add_db_argument",
     "demo_site_text",
+    "did_you_mean",
     "duration_argument",
     "fmt_time",
     "open_store",
+    "site_path",
+    "site_store_url",
+    "store_target",
 ]
 
 DEMO_DB = "./plantguard-demo.db"
+#: The site file whose ``store.url`` commands use when neither ``--db`` nor ``--site`` is given.
+SITE_ENV = "PLANTGUARD_SITE"
 
 #: ``argparse`` sub-parsers action (its class is private in the standard library).
 SubParsers = Any
 
 
-def add_db_argument(parser: argparse.ArgumentParser, default: str | None = DEMO_DB) -> None:
+def add_db_argument(
+    parser: argparse.ArgumentParser,
+    default: str | None = DEMO_DB,
+    *,
+    site: bool = False,
+    suppress: bool = False,
+) -> None:
+    """``--db`` (and with ``site``, ``--site``).
+
+    Without ``site`` (``run``, ``demo``) ``--db`` defaults to ``default``.  With it
+    the store is :func:`store_target`'s: ``--db``, else the ``store.url`` of
+    ``--site`` or ``$PLANTGUARD_SITE``, else the demo's store.  ``suppress``: for a
+    sub-command whose parent parser takes the same options.
+    """
+    if not site:
+        parser.add_argument(
+            "--db", default=default, help=f"SQLite file or SQLAlchemy URL (default: {default})"
+        )
+        return
+    unset: Any = argparse.SUPPRESS if suppress else None
     parser.add_argument(
-        "--db", default=default, help=f"SQLite file or SQLAlchemy URL (default: {default})"
+        "--db",
+        default=unset,
+        metavar="FILE|URL",
+        help="the store: SQLite file or SQLAlchemy URL (default: the store.url of --site or "
+        f"${SITE_ENV}; with neither, the demo's {DEMO_DB}); it must exist "
+        "(`plantguard db init` creates one)",
+    )
+    parser.add_argument(
+        "--site",
+        type=Path,
+        default=unset,
+        metavar="SITE.yaml",
+        help=f"site file whose store.url is the store (default: ${SITE_ENV}); --db wins",
     )
 
 
+def site_path(args: argparse.Namespace) -> Path | None:
+    """The site file given by ``--site`` or ``$PLANTGUARD_SITE`` (None: neither)."""
+    given: Path | None = getattr(args, "site", None)
+    if given is not None:
+        return given
+    env = os.environ.get(SITE_ENV, "").strip()
+    return Path(env) if env else None
+
+
+def site_store_url(path: Path) -> str:
+    """The ``store.url`` of the site file at ``path`` (its default when not set).
+
+    Only the ``store`` section is validated: what the store is does not depend on
+    the plugins the rest of the file needs.
+    """
+    try:
+        with path.open("rb") as f:
+            text = decode(f.read(MAX_BYTES + 1))
+    except OSError as exc:
+        raise ConfigError(
+            [ConfigIssue(str(path), None, "", f"cannot read: {exc.strerror}")]
+        ) from None
+    except UnsafeYaml as exc:
+        raise ConfigError([ConfigIssue(str(path), exc.line, "", exc.message)]) from None
+    data, location = parse_yaml(text, str(path))
+    if not isinstance(data, dict):
+        raise ConfigError([location.issue((), "the site file must be a mapping")])
+    try:
+        settings = StoreSettings.model_validate(data.get("store") or {})
+    except ValidationError as exc:
+        raise ConfigError(validation_issues(exc, location, ("store",))) from None
+    return settings.url
+
+
+def store_target(args: argparse.Namespace) -> str:
+    """The store a command uses: ``--db``; else the ``store.url`` of ``--site`` or
+    ``$PLANTGUARD_SITE``; else the demo's (:data:`DEMO_DB`)."""
+    db: str | None = getattr(args, "db", None)
+    if db:
+        return db
+    site = site_path(args)
+    if site is not None:
+        return site_store_url(site)
+    return DEMO_DB
+
+
 @contextlib.contextmanager
-def open_store(target: str) -> Iterator[Store]:
-    store = Store(target)
+def open_store(args: argparse.Namespace | str) -> Iterator[Store]:
+    """The existing, current store of ``args`` (:func:`store_target`) or at a ``--db`` value.
+
+    Nothing is created or migrated.  No store there, or one behind this version,
+    raises a :class:`~plantguard.errors.StoreError` (one line, exit status 3).
+    """
+    target = args if isinstance(args, str) else store_target(args)
+    # StoreMissing / StoreBehind / … are plantguard.errors.StoreErrors: main() prints
+    # their one line and exits with status 3.
+    store = Store(target, existing_only=True)
     try:
         yield store
     finally:
         store.close()
+
+
+def did_you_mean(kind: str, name: str, known: Iterable[str], *, where: str = "the store") -> str:
+    """``unknown device 'pmp1' (did you mean pump1?)`` — for ids not in a store."""
+    choices = sorted(set(known))
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    if not choices:
+        hint += f" — {where} has no {kind}s"
+    return f"unknown {kind} {name!r}{hint}"
 
 
 def fmt_time(t: float) -> str:

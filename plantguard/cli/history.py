@@ -100,7 +100,7 @@ def _time_arguments(p: argparse.ArgumentParser, default_since: str) -> None:
 def add_commands(sub: SubParsers) -> None:
     trend = sub.add_parser("trend", help="recorded samples of a point: print, CSV or plot")
     trend.add_argument("point")
-    add_db_argument(trend)
+    add_db_argument(trend, site=True)
     trend.add_argument(
         "--last",
         type=float,
@@ -145,7 +145,7 @@ def add_commands(sub: SubParsers) -> None:
     export.add_argument(
         "--output", type=Path, metavar="FILE", help="file to write (default: standard output)"
     )
-    add_db_argument(export)
+    add_db_argument(export, site=True)
     export.set_defaults(func=_export)
 
 
@@ -166,7 +166,7 @@ def _trend(args: argparse.Namespace, host: PluginHost) -> int:
         if plot_format not in ("png", "svg"):
             print(f"plantguard: --plot {args.plot}: give a .png or .svg file", file=sys.stderr)
             return 2
-    with open_store(args.db) as store:
+    with open_store(args) as store:
         try:
             units = check_points(store, [args.point])
         except UnknownPoints as exc:
@@ -265,7 +265,7 @@ def _export(args: argparse.Namespace, host: PluginHost) -> int:
             file=sys.stderr,
         )
         return 2
-    with open_store(args.db) as store:
+    with open_store(args) as store:
         try:
             check_points(store, names)
         except UnknownPoints as exc:

@@ -34,10 +34,11 @@ from ..records.models import (
 )
 from ..records.stats import statistics
 from ..records.status import plan_statuses
+from ..store import Store
 from ..store.audit import AuditLog
 from ..store.records import UnknownReference
 from .acting import ActorRefused, acting_principal, add_actor_argument
-from .common import SubParsers, add_db_argument, duration_argument, open_store
+from .common import SubParsers, add_db_argument, did_you_mean, duration_argument, open_store
 
 __all__ = ["add_commands", "write_schemas"]
 
@@ -101,7 +102,7 @@ def add_commands(sub: SubParsers) -> None:
 
 
 def _common(p: argparse.ArgumentParser, *, json_flag: bool) -> None:
-    add_db_argument(p)
+    add_db_argument(p, site=True)
     if json_flag:
         p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -109,14 +110,14 @@ def _common(p: argparse.ArgumentParser, *, json_flag: bool) -> None:
 def _import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", type=Path)
     p.add_argument("--format", choices=["json", "csv"], help="default: from the file name")
-    add_db_argument(p)
+    add_db_argument(p, site=True)
     add_actor_argument(p, Role.ENGINEER)
 
 
 def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["json", "csv"], default="json")
     p.add_argument("--output", type=Path, help="file to write (default: standard output)")
-    add_db_argument(p)
+    add_db_argument(p, site=True)
 
 
 def _record_args(p: argparse.ArgumentParser) -> None:
@@ -137,7 +138,7 @@ def _record_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--meter-reading", type=float)
     p.add_argument("--next-due", type=dt.date.fromisoformat)
     p.add_argument("--id", help="record id (default: generated)")
-    add_db_argument(p)
+    add_db_argument(p, site=True)
     add_actor_argument(p, Role.OPERATOR)
 
 
@@ -156,7 +157,7 @@ def _aware_time(text: str) -> dt.datetime:
 
 
 def _devices_list(args: argparse.Namespace, host: PluginHost) -> int:
-    with open_store(args.db) as store:
+    with open_store(args) as store:
         devices = store.records.devices()
     if args.json:
         print(
@@ -180,11 +181,11 @@ def _devices_list(args: argparse.Namespace, host: PluginHost) -> int:
 
 
 def _devices_show(args: argparse.Namespace, host: PluginHost) -> int:
-    with open_store(args.db) as store:
+    with open_store(args) as store:
         device = store.records.device(args.device)
         if device is None:
-            print(f"plantguard: no device {args.device!r} in {store.url}", file=sys.stderr)
-            return 1
+            print(f"plantguard: {_unknown_device(store, args.device)}", file=sys.stderr)
+            return 2
         changes = store.records.device_changes(args.device)
         plans = store.records.plans(args.device)
         statuses = plan_statuses(store, time.time(), plans)
@@ -228,8 +229,15 @@ def _devices_show(args: argparse.Namespace, host: PluginHost) -> int:
 # --- maintenance --------------------------------------------------------------------------
 
 
+def _unknown_device(store: Store, device_id: str) -> str:
+    return did_you_mean("device", device_id, (d.id for d in store.records.devices()))
+
+
 def _plans(args: argparse.Namespace, host: PluginHost) -> int:
-    with open_store(args.db) as store:
+    with open_store(args) as store:
+        if args.device and store.records.device(args.device) is None:
+            print(f"plantguard: {_unknown_device(store, args.device)}", file=sys.stderr)
+            return 2
         plans = store.records.plans(args.device)
         statuses = plan_statuses(store, time.time(), plans)
     if args.json:
@@ -244,7 +252,7 @@ def _plans(args: argparse.Namespace, host: PluginHost) -> int:
 
 def _due(args: argparse.Namespace, host: PluginHost) -> int:
     now = args.at.timestamp() if args.at else time.time()
-    with open_store(args.db) as store:
+    with open_store(args) as store:
         statuses = plan_statuses(store, now)
     shown = [s for s in statuses.values() if args.all or s.is_due]
     shown.sort(
@@ -261,16 +269,25 @@ def _due(args: argparse.Namespace, host: PluginHost) -> int:
 
 
 def _record(args: argparse.Namespace, host: PluginHost) -> int:
-    with open_store(args.db) as store:
+    with open_store(args) as store:
         try:
             actor = acting_principal(store, args, "record maintenance").name
         except ActorRefused as exc:
             print(f"plantguard: {exc}", file=sys.stderr)
             return 1
-        plan = next((p for p in store.records.plans(args.device) if p.id == args.plan), None)
+        if store.records.device(args.device) is None:
+            print(f"plantguard: {_unknown_device(store, args.device)}", file=sys.stderr)
+            return 2
+        device_plans = store.records.plans(args.device)
+        plan = next((p for p in device_plans if p.id == args.plan), None)
         if args.plan and plan is None:
-            print(f"plantguard: no plan {args.plan!r}", file=sys.stderr)
-            return 1
+            known = [p.id for p in device_plans]
+            message = did_you_mean("plan", args.plan, known, where=f"device {args.device}")
+            other = next((p for p in store.records.plans() if p.id == args.plan), None)
+            if other is not None:
+                message += f"; plan {args.plan!r} is {other.device_id}'s"
+            print(f"plantguard: {message}", file=sys.stderr)
+            return 2
         try:
             measurements = [_measurement(m) for m in args.measurement]
             record = MaintenanceRecord(
@@ -328,7 +345,7 @@ def _import(args: argparse.Namespace, host: PluginHost) -> int:
     except RecordImportError as exc:
         print(f"plantguard: import rejected:\n{exc}", file=sys.stderr)
         return 2
-    with open_store(args.db) as store:
+    with open_store(args) as store:
         try:
             actor = acting_principal(store, args, f"import {kind}").name
         except ActorRefused as exc:
@@ -348,7 +365,7 @@ def _import(args: argparse.Namespace, host: PluginHost) -> int:
 
 def _export(args: argparse.Namespace, host: PluginHost) -> int:
     kind: RecordKind = args.kind
-    with open_store(args.db) as store:
+    with open_store(args) as store:
         items: Sequence[Any]
         if kind == "devices":
             items = store.records.devices()
@@ -390,7 +407,7 @@ def schema_of(kind: RecordKind) -> dict[str, Any]:
 def _stats(args: argparse.Namespace, host: PluginHost) -> int:
     end = args.until.timestamp() if args.until else time.time()
     start = end - args.since
-    with open_store(args.db) as store:
+    with open_store(args) as store:
         stats = statistics(store, start, end)
     if args.json:
         print(json.dumps(stats.as_dict(), ensure_ascii=False, indent=1))
@@ -447,7 +464,13 @@ def _num(value: float | None) -> str:
 def _status_line(s: PlanStatus) -> str:
     p = s.plan
     due = f"due {s.due_at:%Y-%m-%d %H:%M}Z" if s.due_at else ""
-    left = "" if s.remaining is None else f"{s.remaining:.4g}{p.trigger.unit or ' counts'} left"
+    unit = p.trigger.unit or " counts"
+    if s.remaining is None:
+        left = ""
+    elif s.remaining < 0:
+        left = f"overdue by {-s.remaining:.3g}{unit}"
+    else:
+        left = f"{s.remaining:.4g}{unit} left"
     when = " ".join(part for part in (due, left) if part)
     return (
         f"{s.state.value:<9} {p.id:<24} {p.device_id:<12} {p.kind.value:<12} "

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..host import PluginHost
-from .common import SubParsers, add_db_argument, open_store
+from .common import SubParsers, add_db_argument, open_store, site_path
 from .history import when_argument
 
 __all__ = ["add_commands"]
@@ -43,8 +43,8 @@ def add_commands(sub: SubParsers) -> None:
         help="end of the period: ISO 8601 (local time unless it has an offset) or a "
         "duration ago (default: now)",
     )
-    add_db_argument(p)
-    p.add_argument("--site", type=Path, help="site file: point names, units and limits")
+    # --site (or $PLANTGUARD_SITE): the store, and the points' names, units and limits.
+    add_db_argument(p, site=True)
     p.add_argument("--points", metavar="P,Q", help="points to draw as trends, comma separated")
     p.add_argument(
         "--output",
@@ -103,8 +103,9 @@ def _report(args: argparse.Namespace, host: PluginHost) -> int:
     names: dict[str, str] = {}
     units: dict[str, str] = {}
     limits: dict[str, dict[str, float]] = {}
-    if args.site is not None:
-        title, names, units, limits = _site_details(args.site, host)
+    site = site_path(args)
+    if site is not None:
+        title, names, units, limits = _site_details(site, host)
     try:
         points = parse_point_list(args.points) if args.points else []
     except ValueError as exc:
@@ -112,7 +113,7 @@ def _report(args: argparse.Namespace, host: PluginHost) -> int:
         return 2
     until = args.until.resolve(time.time()) if args.until else time.time()
     bar = _Bar(steps(points) + (0 if args.json and args.output is None else 1), sys.stderr)
-    with open_store(args.db) as store:
+    with open_store(args) as store:
         try:
             stored_units = check_points(store, points)
         except UnknownPoints as exc:

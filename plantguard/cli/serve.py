@@ -12,16 +12,19 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from ..auth import DEMO_USERS, ensure_users, verify_password
-from ..build import StartError, store_issue
+from ..build import store_issue
 from ..config import ConfigError, LoadedSite, load_site, parse_site
 from ..console import Console
 from ..engine import Engine
+from ..errors import StoreUnreachable, one_line
 from ..hookspecs import DemoOptions, DemoSite
 from ..host import PluginHost
 from ..store import Store, database_url
 from ..store.lease import LeaseHeld
 from ..store.schema import points as points_table
 from .common import DEMO_DB, SubParsers, add_db_argument
+from .db import DbError
+from .db import _create_schema as create_schema
 
 __all__ = ["add_commands"]
 
@@ -99,23 +102,32 @@ def serve(
     ``demo``: run the demo plant of :meth:`PluginHost.demo_site`, seeding its store;
     ``site_out``: write its site file there once the gateway serves.
     A setting a plugin refuses raises :class:`~plantguard.config.ConfigError` (as
-    ``plantguard check`` shows it); a store that cannot be opened or a service that
-    cannot start is a runtime failure (status 1).
+    ``plantguard check`` shows it); a store that cannot be opened raises
+    :class:`~plantguard.errors.StoreUnreachable` (status 3), a service that cannot
+    start :class:`~plantguard.build.StartError` (1) or a
+    :class:`~plantguard.errors.PortInUse` (4): ``main()`` says which.
     """
+    try:  # a PostgreSQL schema the URL names is created, as `plantguard db init` does
+        if create_schema(db):
+            print(f"plantguard: created the schema of {_shown(db)}", file=sys.stderr)
+    except DbError as exc:
+        print(f"plantguard: {exc}", file=sys.stderr)
+        return 1
     try:
         store = Store(db)
-    except (sa.exc.SQLAlchemyError, OSError) as exc:
-        reason = getattr(exc, "orig", None) or exc
-        print(f"plantguard: cannot open the store {_shown(db)}: {reason}", file=sys.stderr)
-        return 1
+    except (sa.exc.OperationalError, sa.exc.InterfaceError, OSError) as exc:
+        reason = one_line(getattr(exc, "orig", None) or exc)
+        raise StoreUnreachable(
+            f"cannot open the store {_shown(db)}: {reason} "
+            "(is the database server running, and is --db right?)"
+        ) from exc
     try:
         store.lease.acquire(
             f"plantguard {'run' if demo is None else 'demo'}, site {loaded.site.id}"
         )
     except LeaseHeld as exc:
         store.close()
-        print(f"plantguard: {exc}; one gateway per database (or schema)", file=sys.stderr)
-        return 1
+        raise LeaseHeld(f"{exc.holder}; one gateway per database (or schema)") from None
     if demo is not None:  # the demo's users viewer, operator, engineer (password = name)
         refusal = _not_a_demo_store(store, loaded)
         if refusal:
@@ -131,9 +143,6 @@ def serve(
                 loaded, host, store, duration, quiet=quiet, demo=demo is not None, site_out=written
             )
         )
-    except StartError as exc:
-        print(f"plantguard: cannot start:\n{exc}", file=sys.stderr)
-        return 1
     finally:
         store.close()
 

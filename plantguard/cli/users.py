@@ -31,15 +31,15 @@ def add_commands(sub: SubParsers) -> None:
     add = cmds.add_parser("add", help="create a user or change its role and password")
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=[r.label for r in Role])
-    add_db_argument(add)
+    add_db_argument(add, site=True)
     add_actor_argument(add, Role.ADMIN)
     add.set_defaults(func=_add)
     lst = cmds.add_parser("list", help="users and their roles")
-    add_db_argument(lst)
+    add_db_argument(lst, site=True)
     lst.set_defaults(func=_list)
     rm = cmds.add_parser("remove", help="delete a user")
     rm.add_argument("name")
-    add_db_argument(rm)
+    add_db_argument(rm, site=True)
     add_actor_argument(rm, Role.ADMIN)
     rm.set_defaults(func=_remove)
 
@@ -77,7 +77,7 @@ def _add(args: argparse.Namespace, host: PluginHost) -> int:
     except AuthError as exc:
         print(f"plantguard: {exc}", file=sys.stderr)
         return 2
-    with open_store(args.db) as store:
+    with open_store(args) as store:
         actor = _actor(store, args, "add users")
         if actor is None:
             return 1
@@ -94,14 +94,14 @@ def _add(args: argparse.Namespace, host: PluginHost) -> int:
 
 
 def _list(args: argparse.Namespace, host: PluginHost) -> int:
-    with open_store(args.db) as store:
+    with open_store(args) as store:
         for user in store.users.list_users():
             print(f"{user.name:<24} {user.role.label}")
     return 0
 
 
 def _remove(args: argparse.Namespace, host: PluginHost) -> int:
-    with open_store(args.db) as store:
+    with open_store(args) as store:
         actor = _actor(store, args, "remove users")
         if actor is None:
             return 1

@@ -2,6 +2,26 @@
 
 from . import audit as _audit  # noqa: F401 - registers the tables
 from . import records_schema as _records_schema  # noqa: F401 - registers the tables
-from .store import Store, Trend, database_url
+from .store import (
+    NotAPlantGuardStore,
+    Store,
+    StoreBehind,
+    StoreMissing,
+    StoreUnavailable,
+    StoreUnreachable,
+    Trend,
+    database_url,
+    shown_target,
+)
 
-__all__ = ["Store", "Trend", "database_url"]
+__all__ = [
+    "NotAPlantGuardStore",
+    "Store",
+    "StoreBehind",
+    "StoreMissing",
+    "StoreUnavailable",
+    "StoreUnreachable",
+    "Trend",
+    "database_url",
+    "shown_target",
+]

@@ -29,10 +29,14 @@ from typing import IO
 
 import sqlalchemy as sa
 
+from ..errors import PlantGuardError
+
 __all__ = ["GatewayLease", "LeaseHeld"]
 
 
-class LeaseHeld(Exception):
+class LeaseHeld(PlantGuardError):
+    """Another process holds the gateway lease (exit status 1)."""
+
     def __init__(self, holder: str) -> None:
         super().__init__(f"a gateway is running on this store ({holder})")
         self.holder = holder

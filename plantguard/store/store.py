@@ -2,6 +2,10 @@
 
 Opened from a file path (SQLite, WAL journal) or a SQLAlchemy URL.  Opening
 migrates the schema to head, so a gateway never runs on a stale database.
+``Store(target, existing_only=True)`` (what every command but ``run``, ``demo``
+and ``db init|upgrade`` uses) creates and migrates nothing: it opens a PlantGuard
+store at head or raises :class:`StoreMissing` / :class:`StoreBehind` /
+:class:`StoreUnavailable` with a one-line message that says what to run.
 
 Retention deletes history in bounded chunks along the index on source time, so
 no transaction holds the database for long; on SQLite the freed pages go back to
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shlex
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,8 +29,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import sqlalchemy as sa
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
+from .. import errors
 from ..alarms import AlarmState, AlarmStatus, Shelving, Transition
+from ..errors import StoreError
 from ..model import AlarmDefinition, Point
 from . import migrate
 from .lease import GatewayLease
@@ -33,9 +42,21 @@ from .records import RecordStore
 from .schema import alarm_journal, alarms, history, points
 from .users import UserStore
 
-__all__ = ["Store", "Trend", "database_url"]
+__all__ = [
+    "NotAPlantGuardStore",
+    "Store",
+    "StoreBehind",
+    "StoreMissing",
+    "StoreUnavailable",
+    "StoreUnreachable",
+    "Trend",
+    "database_url",
+    "shown_target",
+]
 
 log = logging.getLogger(__name__)
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
 
 #: Rows deleted per retention transaction: short enough that alarm journal writes
 #: never wait long for the lock, long enough that a backlog drains quickly.
@@ -61,6 +82,99 @@ def database_url(target: str) -> str:
     if "://" in target:
         return target
     return f"sqlite:///{Path(target).expanduser().resolve()}"
+
+
+def shown_target(target: str) -> str:
+    """``--db`` as given, with any password in a URL masked, for messages."""
+    if "://" not in target:
+        return target
+    try:
+        return sa.make_url(target).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, ValueError):
+        return "<the given URL>"
+
+
+class StoreUnavailable(StoreError):
+    """No usable PlantGuard store where one was to be opened (``existing_only``):
+    its message is one line naming the store (password masked) and what to do."""
+
+    def __init__(self, target: str, message: str) -> None:
+        super().__init__(message)
+        self.target = target
+
+
+class StoreMissing(StoreUnavailable, errors.StoreMissing):
+    """Nothing there: no SQLite file, no PostgreSQL schema, no PlantGuard tables."""
+
+    def __init__(self, target: str, detail: str = "") -> None:
+        shown = shown_target(target)
+        what = "path" if "://" not in target else "URL"
+        why = f" ({detail})" if detail else ""
+        super().__init__(
+            target,
+            f"no PlantGuard store at {shown}{why}; run `plantguard db init {shlex.quote(shown)}`,"
+            f" or check the {what}",
+        )
+
+
+class NotAPlantGuardStore(StoreUnavailable, errors.NotAPlantGuardStore):
+    """Tables that are not PlantGuard's, or a revision this version does not know."""
+
+
+class StoreUnreachable(StoreUnavailable, errors.StoreUnreachable):
+    """The database server does not answer, or refuses the connection."""
+
+
+class StoreBehind(StoreUnavailable):
+    """A PlantGuard store made by an older version: ``plantguard db upgrade`` migrates it."""
+
+    def __init__(self, target: str, revision: str, head: str) -> None:
+        shown = shown_target(target)
+        super().__init__(
+            target,
+            f"the PlantGuard store at {shown} is behind this version (revision {revision}, "
+            f"this PlantGuard's is {head}); run `plantguard db upgrade {shlex.quote(shown)}`",
+        )
+        self.revision = revision
+        self.head = head
+
+
+def _one_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc)
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _check_existing(target: str, engine: sa.Engine) -> None:
+    """Raise unless ``engine`` reaches a PlantGuard store at head; creates nothing."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            schema = conn.exec_driver_sql("SELECT current_schema()").scalar()
+            if schema is None:
+                path = conn.exec_driver_sql("SHOW search_path").scalar()
+                raise StoreMissing(target, f"no schema of the search_path {path} exists")
+        revision = MigrationContext.configure(conn).get_current_revision()
+        if revision is None:
+            tables = sa.inspect(conn).get_table_names()
+            if tables:
+                raise NotAPlantGuardStore(
+                    target,
+                    f"{shown_target(target)} is not a PlantGuard store "
+                    f"({len(tables)} tables, no alembic_version); left alone — check the "
+                    "path or URL",
+                )
+            raise StoreMissing(target)
+    script = ScriptDirectory(str(_MIGRATIONS))
+    head = script.get_current_head()
+    if revision == head:
+        return
+    if head is not None and revision in {r.revision for r in script.walk_revisions()}:
+        raise StoreBehind(target, revision, head)
+    raise NotAPlantGuardStore(
+        target,
+        f"{shown_target(target)} holds revision {revision!r}, not one of this PlantGuard's "
+        f"(a newer PlantGuard's store, or another application's; this one's head is {head})",
+    )
 
 
 def _on_sqlite_connect(dbapi_connection: object, _record: object) -> None:
@@ -95,11 +209,39 @@ class Trend:
 
 
 class Store:
-    def __init__(self, target: str, *, migrate_to_head: bool = True) -> None:
+    """The store at ``target`` (``--db``: a SQLite file path or a SQLAlchemy URL).
+
+    By default it is created if missing and migrated to head (``run``, ``demo``,
+    ``db init|upgrade``).  ``existing_only``: open a store that is there and at
+    head, creating and migrating nothing (every other command); otherwise raise
+    :class:`StoreUnavailable` (:class:`StoreMissing`, :class:`StoreBehind`).
+    """
+
+    def __init__(
+        self, target: str, *, migrate_to_head: bool = True, existing_only: bool = False
+    ) -> None:
         self.url = database_url(target)
+        if existing_only:
+            migrate_to_head = False
+            database = sa.make_url(self.url).database if self.url.startswith("sqlite") else None
+            if database is not None and database not in ("", ":memory:"):
+                path = Path(database)
+                if not path.is_file() or path.stat().st_size == 0:
+                    raise StoreMissing(target)
         self.engine = sa.create_engine(self.url, future=True)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _on_sqlite_connect)
+        if existing_only:
+            try:
+                _check_existing(target, self.engine)
+            except StoreUnavailable:
+                self.engine.dispose()
+                raise
+            except sa.exc.SQLAlchemyError as exc:
+                self.engine.dispose()
+                raise StoreUnreachable(
+                    target, f"cannot open the store {shown_target(target)}: {_one_line(exc)}"
+                ) from None
         if migrate_to_head:
             migrate.upgrade(self.engine)
         #: SQLite with incremental auto-vacuum: :meth:`reclaim_space` can shrink the file.

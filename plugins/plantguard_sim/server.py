@@ -35,6 +35,8 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from plantguard.plugin import ensure_port_free
+
 from .plant import DEVICES, DeviceSpec, PlantModel
 
 __all__ = ["SimServer", "decode_float32", "encode_float32"]
@@ -126,6 +128,12 @@ class SimServer:
         self._started_at = time.monotonic()
         devices = [self._sim_device(spec) for spec in DEVICES]
         devices.append(_unknown_unit_device())
+        ensure_port_free(
+            self.host,
+            self._requested_port,
+            what="the plant simulator (Modbus TCP)",
+            setting="services.sim.port; --modbus-port for the demo",
+        )
         server = ModbusTcpServer(devices, address=(self.host, self._requested_port))
         try:
             await server.serve_forever(background=True)
