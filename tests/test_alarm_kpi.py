@@ -218,3 +218,29 @@ def test_cli_users_add_list_remove(
         ("root", "users.add", "li"),
         ("root", "users.remove", "li"),
     ]
+
+
+def test_alarm_list_columns_fit_long_ids(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "long.db")
+    store = Store(db)
+    long_id = "boilerhouse_feedwater_pump_2.discharge_pressure.limit"
+    store.define_alarms(
+        [
+            AlarmDefinition(id="t.level.limit", source_id="t.level", device_id="t", rule="limit"),
+            AlarmDefinition(
+                id=long_id,
+                source_id="boilerhouse_feedwater_pump_2.discharge_pressure",
+                device_id="boilerhouse_feedwater_pump_2",
+                rule="limit",
+            ),
+        ]
+    )
+    store.close()
+    code, out, _ = run(capsys, "alarms", "list", "--db", db)
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 2
+    # The state column starts at the same place on every line, after the longest id.
+    assert {line.index("normal") for line in lines} == {len(long_id) + 2}

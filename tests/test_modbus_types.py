@@ -111,6 +111,11 @@ def build_image() -> Image:
     # scale and offset: a raw int16 of 653 tenths of a degree above -40 °C
     image.put("temp", [653], {"type": "int16"}, 653 * 0.1 - 40)
     image.points[-1].update(scale=0.1, offset=-40)
+    # 1837 × 0.1 is 183.70000000000002 in binary floating point: read as the 183.7 it means
+    image.put("level", [1837], {"type": "uint16"}, 183.7)
+    image.points[-1].update(scale=0.1)
+    image.put("ratio", [3], {"type": "uint16"}, 0.75)
+    image.points[-1].update(scale=0.25)
     # coils, discrete inputs and input registers
     image.unit.coils[3:8] = [1, 0, 1, 1, 0]
     image.unit.discrete[100:103] = [0, 1, 1]
@@ -158,6 +163,9 @@ async def test_every_type_and_order_reads_the_same_from_both_servers(port: int) 
     for point_id, expected in IMAGE.expected.items():
         assert got[point_id] == pytest.approx(expected, rel=1e-12, abs=1e-9), point_id
     assert driver.texts == {"dev.name": "PUMP-A7", "dev.name_swapped": "PUMP-A7"}
+    # Scaled integer registers carry no binary-fraction artefacts (OPC UA shows them as read).
+    assert (repr(got["dev.level"]), repr(got["dev.ratio"])) == ("183.7", "0.75")
+    assert repr(got["dev.temp"]) == "25.3"
 
 
 async def test_planner_reads_the_whole_image_in_one_request_per_object_type(port: int) -> None:

@@ -137,9 +137,14 @@ def _list(args: argparse.Namespace, host: PluginHost) -> int:
     if args.json:
         _emit_json([_status_dict(s) for _, s in statuses])
         return 0
+    # Columns as wide as their longest entry, so long ids never push the rest out of line.
+    width = max((len(a) for a, _ in statuses), default=0)
+    state_width = max((len(s.state.value) for _, s in statuses), default=0)
+    cond_width = max((len(s.condition) for _, s in statuses), default=0)
     for alarm_id, s in statuses:
         print(
-            f"{alarm_id:<28} {s.state.value:<24} {s.condition:<2} {_flags(s)}  {s.message}".rstrip()
+            f"{alarm_id:<{width}}  {s.state.value:<{state_width}}  {s.condition:<{cond_width}}  "
+            f"{_flags(s)}  {s.message}".rstrip()
         )
     return 0
 
@@ -175,10 +180,11 @@ def _journal(args: argparse.Namespace, host: PluginHost) -> int:
             ]
         )
         return 0
+    width = max((len(r.alarm_id) for r in rows), default=0)
     for r in rows:
         comment = f"  “{r.comment}”" if r.comment else ""
         print(
-            f"{fmt_time(r.time)}  {r.alarm_id:<28} {r.action:<19} "
+            f"{fmt_time(r.time)}  {r.alarm_id:<{width}}  {r.action:<19} "
             f"{r.state_before} → {r.state_after}  {r.condition:<2} "
             f"{r.user or '-'}  {r.message}{comment}"
         )

@@ -243,6 +243,8 @@ class ModbusDriver(DeviceDriver):
             plan.flags.decode(bits, raw)
         texts = plan.texts.decode(words, raw) if plan.texts is not None else {}
         values = raw * plan.scale + plan.offset
+        for digits, positions in plan.rounding:
+            values[positions] = np.round(values[positions], digits)
 
         quality = np.full(len(plan.point_ids), Quality.GOOD, dtype=np.uint8)
         quality[plan.point_block < 0] = Quality.BAD_CONFIGURATION_ERROR

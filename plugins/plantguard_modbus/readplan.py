@@ -8,6 +8,7 @@ the driver, so a poll is the block requests plus a few numpy operations.
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -47,6 +48,9 @@ class ReadPlan:
     member_positions: IntArray  # position in the request of each span
     block_positions: tuple[IntArray, ...]  # positions of each block's points
     first: IntArray  # first word (or bit) of each point in its buffer
+    #: (decimals, positions): integer registers scaled by a decimal factor, rounded to the
+    #: digits the scale and offset have, so 1837 × 0.1 reads 183.7, not 183.70000000000002.
+    rounding: tuple[tuple[int, IntArray], ...] = ()
 
     def positions_of(self, block: Block) -> IntArray:
         """Positions (in the request) of the points ``block`` reads."""
@@ -169,7 +173,11 @@ def build_plan(
         scale[texts.positions] = 1.0
         offsets[texts.positions] = 0.0
 
+    integer = [
+        known[k] for k, a in enumerate(addr) if a.type not in ("float32", "float64", "string")
+    ]
     return ReadPlan(
+        rounding=_rounding(points, integer),
         blocks=tuple(blocks),
         bases=tuple(bases),
         words=words,
@@ -189,4 +197,23 @@ def build_plan(
             np.array([known[m] for m in block.members], dtype=np.intp) for block in blocks
         ),
         first=first,
+    )
+
+
+def _decimals(number: float) -> int:
+    """Digits after the decimal point of ``number`` as written (0.25 → 2, 10 → 0)."""
+    exponent = decimal.Decimal(repr(number)).normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def _rounding(points: Sequence[Point], integer: Sequence[int]) -> tuple[tuple[int, IntArray], ...]:
+    """Positions of integer-valued points whose scaled values to round, grouped by digits."""
+    by_digits: dict[int, list[int]] = {}
+    for position in integer:
+        point = points[position]
+        digits = max(_decimals(point.scale), _decimals(point.offset))
+        if digits:
+            by_digits.setdefault(min(digits, 15), []).append(position)
+    return tuple(
+        (digits, np.array(positions, dtype=np.intp)) for digits, positions in by_digits.items()
     )
