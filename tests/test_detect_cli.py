@@ -206,6 +206,17 @@ def test_train_fits_group_and_drift_models_from_history(
     assert drift["points"]["d.a"]["mean"] == pytest.approx(x[:, 0].mean())
 
 
+def test_train_on_a_missing_store_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "typo.db"
+    site = tmp_path / "site.yaml"
+    site.write_text(SITE.format(db=db))
+    assert main(["train", str(site), "--hours", "1"]) == 3  # a StoreError
+    assert "no PlantGuard store at" in capsys.readouterr().err
+    assert not db.exists()
+
+
 def test_site_level_rule_settings_are_validated(
     load_site_text: Callable[[str], LoadedSite],
 ) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from conftest import POSTGRES_ENV, add_actor, as_actor
 
 from plantguard.cli import main
 from plantguard.store import Store, database_url, migrate
+from plantguard.testing import free_tcp_port
 
 READ_COMMANDS: list[list[str]] = [
     ["alarms"],
@@ -173,6 +176,40 @@ def test_missing_postgresql_schema_is_not_created(capsys: pytest.CaptureFixture[
     finally:
         engine.dispose()
     assert found is None
+
+
+@pytest.mark.skipif(not os.environ.get(POSTGRES_ENV), reason=f"needs {POSTGRES_ENV}")
+def test_demo_creates_a_missing_postgresql_schema_and_its_store(tmp_path: Path) -> None:
+    """``run``/``demo`` on a per-schema URL whose schema does not exist yet: made, then
+    migrated; a read command then opens it."""
+    base = os.environ[POSTGRES_ENV]
+    schema = f"plantguard_new_{uuid.uuid4().hex[:12]}"
+    target = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+    demo = [
+        sys.executable, "-m", "plantguard", "--log-level", "warning", "demo", "--db", target,
+        "--duration", "2", "--quiet", "--scenario", "none",
+        "--opcua-port", str(free_tcp_port()), "--modbus-port", str(free_tcp_port()),
+    ]  # fmt: skip
+    engine = sa.create_engine(database_url(base))
+    try:
+        done = subprocess.run(
+            demo, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        with engine.connect() as conn:
+            tables = (
+                conn.execute(
+                    sa.text("SELECT tablename FROM pg_tables WHERE schemaname = :s"), {"s": schema}
+                )
+                .scalars()
+                .all()
+            )
+        assert {"alarms", "alarm_journal", "history", "users", "alembic_version"} <= set(tables)
+        assert main(["alarms", "list", "--db", target]) == 0
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        engine.dispose()
 
 
 def test_behind_store_says_upgrade(store_target: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -89,7 +89,9 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
     end = args.end if args.end is not None else time.time()
     start = end - args.hours * 3600
     step = args.step or site.scan_interval
-    store = Store(args.db or site.store.url)
+    # Training reads history: it opens the existing store, never makes one (a typo in
+    # --db is a StoreError with one line, not a new empty database).
+    store = Store(args.db or site.store.url, existing_only=True)
     period = _Period(start, end, step)
     try:
         progress = Progress(len(groups) + len(drift))
