@@ -37,7 +37,7 @@ from ..records.status import plan_statuses
 from ..store import Store
 from ..store.audit import AuditLog
 from ..store.records import UnknownReference
-from .acting import ActorRefused, acting_principal, add_actor_argument
+from .acting import acting_principal, add_actor_argument
 from .common import SubParsers, add_db_argument, did_you_mean, duration_argument, open_store
 
 __all__ = ["add_commands", "write_schemas"]
@@ -270,11 +270,7 @@ def _due(args: argparse.Namespace, host: PluginHost) -> int:
 
 def _record(args: argparse.Namespace, host: PluginHost) -> int:
     with open_store(args) as store:
-        try:
-            actor = acting_principal(store, args, "record maintenance").name
-        except ActorRefused as exc:
-            print(f"plantguard: {exc}", file=sys.stderr)
-            return 1
+        actor = acting_principal(store, args, "record maintenance").name  # refusals: cli.main
         if store.records.device(args.device) is None:
             print(f"plantguard: {_unknown_device(store, args.device)}", file=sys.stderr)
             return 2
@@ -346,11 +342,7 @@ def _import(args: argparse.Namespace, host: PluginHost) -> int:
         print(f"plantguard: import rejected:\n{exc}", file=sys.stderr)
         return 2
     with open_store(args) as store:
-        try:
-            actor = acting_principal(store, args, f"import {kind}").name
-        except ActorRefused as exc:
-            print(f"plantguard: {exc}", file=sys.stderr)
-            return 1
+        actor = acting_principal(store, args, f"import {kind}").name  # refusals: cli.main
         try:
             items = import_items(store, kind, data, fmt, str(args.file), user=actor)
         except RecordImportError as exc:

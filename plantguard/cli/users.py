@@ -19,7 +19,7 @@ from ..auth import AuthError, Role, UserRecord, hash_password
 from ..host import PluginHost
 from ..store import Store
 from ..store.audit import AuditLog
-from .acting import ActorRefused, acting_principal, add_actor_argument
+from .acting import acting_principal, add_actor_argument
 from .common import SubParsers, add_db_argument, open_store
 
 __all__ = ["add_commands"]
@@ -55,8 +55,10 @@ def _new_password(name: str) -> str | None:
     return password
 
 
-def _actor(store: Store, args: argparse.Namespace, what: str) -> str | None:
-    """The acting administrator's name; the first administrator needs none."""
+def _actor(store: Store, args: argparse.Namespace, what: str) -> str:
+    """The acting administrator's name; the first administrator needs none.
+
+    A refusal is an :class:`.acting.ActorRefused`, printed by ``cli.main``."""
     first_admin = (
         args.users_command == "add"
         and args.role == Role.ADMIN.label
@@ -64,11 +66,7 @@ def _actor(store: Store, args: argparse.Namespace, what: str) -> str | None:
     )
     if first_admin and not args.actor:
         return "(first administrator)"
-    try:
-        return acting_principal(store, args, what).name
-    except ActorRefused as exc:
-        print(f"plantguard: {exc}", file=sys.stderr)
-        return None
+    return acting_principal(store, args, what).name
 
 
 def _add(args: argparse.Namespace, host: PluginHost) -> int:
@@ -79,8 +77,6 @@ def _add(args: argparse.Namespace, host: PluginHost) -> int:
         return 2
     with open_store(args) as store:
         actor = _actor(store, args, "add users")
-        if actor is None:
-            return 1
         password = _new_password(args.name)
         if password is None:
             return 2
@@ -103,8 +99,6 @@ def _list(args: argparse.Namespace, host: PluginHost) -> int:
 def _remove(args: argparse.Namespace, host: PluginHost) -> int:
     with open_store(args) as store:
         actor = _actor(store, args, "remove users")
-        if actor is None:
-            return 1
         if not store.users.delete_user(args.name):
             print(f"plantguard: no user {args.name!r}", file=sys.stderr)
             return 1
