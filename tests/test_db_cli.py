@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from conftest import POSTGRES_ENV
 
 from plantguard.cli import main
-from plantguard.cli.db import head_revision
 from plantguard.store import database_url, migrate
+from plantguard.store.state import head_revision
 
 needs_postgres = pytest.mark.skipif(
     not os.environ.get(POSTGRES_ENV), reason=f"{POSTGRES_ENV} is not set"

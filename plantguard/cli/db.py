@@ -8,31 +8,26 @@ that does not answer, no store, a store that is not PlantGuard's, a store behind
 this version) is one line on standard error and a non-zero status: 2 for a URL
 that cannot be used at all, 1 for the rest.
 
-A PlantGuard store is recognised by Alembic's ``alembic_version`` table holding a
-revision of PlantGuard's own migrations (``plantguard/store/migrations``).
+What a PlantGuard store is, is said once, in :mod:`plantguard.store.state`, for
+these commands and for every other command opening a store.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
-import urllib.parse
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic.script import ScriptDirectory
 
-from .. import store as store_package
 from ..build import store_problem
 from ..host import PluginHost
 from ..store import Store, database_url
-from ..store.schema import metadata
+from ..store.state import StoreState, head_revision, inspect_connection, pg_schema
+from ..store.state import one_line_error as _one_line
 from .common import SubParsers
 
-__all__ = ["StoreState", "add_commands", "head_revision", "inspect_store"]
-
-_MIGRATIONS = Path(store_package.__file__).with_name("migrations")
+__all__ = ["add_commands", "inspect_store"]
 
 
 def add_commands(sub: SubParsers) -> None:
@@ -51,28 +46,6 @@ def add_commands(sub: SubParsers) -> None:
 # --- looking at a store --------------------------------------------------------------------
 
 
-def _script() -> ScriptDirectory:
-    return ScriptDirectory(str(_MIGRATIONS))
-
-
-def head_revision() -> str:
-    head = _script().get_current_head()
-    assert head is not None
-    return head
-
-
-@dataclasses.dataclass(frozen=True)
-class StoreState:
-    """What is at a URL, as far as PlantGuard is concerned."""
-
-    #: "missing" (no file, no schema, no tables of ours), "foreign" (tables that
-    #: are not a PlantGuard store), "behind", "current" or "ahead".
-    kind: str
-    #: The store's revision (None unless it has an ``alembic_version``).
-    revision: str | None
-    detail: str
-
-
 class DbError(Exception):
     """An expected failure, with its one-line message and exit status."""
 
@@ -89,25 +62,6 @@ def shown(target: str) -> str:
         return sa.make_url(target).render_as_string(hide_password=True)
     except (sa.exc.ArgumentError, ValueError):
         return target
-
-
-def pg_schema(url: sa.URL) -> str | None:
-    """The first schema of a ``-csearch_path=…`` in a PostgreSQL URL's ``options``."""
-    options = url.query.get("options")
-    values = [options] if isinstance(options, str) else list(options or ())
-    for value in values:
-        for part in urllib.parse.unquote(value).split():
-            for prefix in ("-csearch_path=", "--search_path="):
-                if part.startswith(prefix):
-                    first = part[len(prefix) :].split(",")[0].strip().strip('"')
-                    return first or None
-    return None
-
-
-def _one_line(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None)
-    text = str(orig if orig is not None else exc)
-    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _engine(target: str) -> sa.Engine:
@@ -135,52 +89,11 @@ def inspect_store(target: str) -> StoreState:
             return StoreState("missing", None, f"no database file {sqlite_file}")
         try:
             with engine.connect() as conn:
-                return _inspect(conn)
+                return inspect_connection(conn)
         except sa.exc.SQLAlchemyError as exc:
             raise DbError(f"{shown(target)}: cannot connect: {_one_line(exc)}") from None
     finally:
         engine.dispose()
-
-
-def _inspect(conn: sa.Connection) -> StoreState:
-    if conn.dialect.name == "postgresql":
-        schema = pg_schema(conn.engine.url)
-        current = conn.exec_driver_sql("SELECT current_schema()").scalar()
-        if current is None:
-            what = f"schema {schema!r}" if schema else "the search_path's schemas"
-            return StoreState("missing", None, f"{what} does not exist")
-        tables = set(
-            conn.execute(
-                sa.text("SELECT tablename FROM pg_tables WHERE schemaname = :s"), {"s": current}
-            ).scalars()
-        )
-    else:
-        tables = set(sa.inspect(conn).get_table_names())
-    ours = set(metadata.tables)
-    if "alembic_version" not in tables:
-        if not tables:
-            return StoreState("missing", None, "no tables")
-        clash = sorted(tables & ours)
-        if clash:
-            return StoreState("foreign", None, f"tables {', '.join(clash)} but no alembic_version")
-        return StoreState("foreign", None, f"{len(tables)} other tables, none of PlantGuard's")
-    revisions = list(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars())
-    if len(revisions) != 1:
-        return StoreState("foreign", None, f"alembic_version holds {len(revisions)} revisions")
-    revision = str(revisions[0])
-    script = _script()
-    head = head_revision()
-    if revision == head:
-        return StoreState("current", revision, f"at revision {revision}")
-    known = {rev.revision for rev in script.walk_revisions()}
-    if revision not in known:
-        return StoreState(
-            "foreign",
-            revision,
-            f"alembic_version holds revision {revision!r}, not one of PlantGuard's "
-            f"(a newer PlantGuard, or another application's tables; this one's head is {head})",
-        )
-    return StoreState("behind", revision, f"at revision {revision}, this PlantGuard's is {head}")
 
 
 # --- the commands ----------------------------------------------------------------------------

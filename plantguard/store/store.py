@@ -29,8 +29,6 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import sqlalchemy as sa
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 from .. import errors
 from ..alarms import AlarmState, AlarmStatus, Shelving, Transition
@@ -40,6 +38,7 @@ from . import migrate
 from .lease import GatewayLease
 from .records import RecordStore
 from .schema import alarm_journal, alarms, history, points
+from .state import head_revision, inspect_connection, one_line_error
 from .users import UserStore
 
 __all__ = [
@@ -56,7 +55,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_MIGRATIONS = Path(__file__).with_name("migrations")
 
 #: Rows deleted per retention transaction: short enough that alarm journal writes
 #: never wait long for the lock, long enough that a backlog drains quickly.
@@ -139,41 +137,21 @@ class StoreBehind(StoreUnavailable):
         self.head = head
 
 
-def _one_line(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None)
-    text = str(orig if orig is not None else exc)
-    return " ".join(line.strip() for line in text.splitlines() if line.strip())
-
-
 def _check_existing(target: str, engine: sa.Engine) -> None:
     """Raise unless ``engine`` reaches a PlantGuard store at head; creates nothing."""
     with engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            schema = conn.exec_driver_sql("SELECT current_schema()").scalar()
-            if schema is None:
-                path = conn.exec_driver_sql("SHOW search_path").scalar()
-                raise StoreMissing(target, f"no schema of the search_path {path} exists")
-        revision = MigrationContext.configure(conn).get_current_revision()
-        if revision is None:
-            tables = sa.inspect(conn).get_table_names()
-            if tables:
-                raise NotAPlantGuardStore(
-                    target,
-                    f"{shown_target(target)} is not a PlantGuard store "
-                    f"({len(tables)} tables, no alembic_version); left alone — check the "
-                    "path or URL",
-                )
-            raise StoreMissing(target)
-    script = ScriptDirectory(str(_MIGRATIONS))
-    head = script.get_current_head()
-    if revision == head:
+        found = inspect_connection(conn)
+    if found.kind == "current":
         return
-    if head is not None and revision in {r.revision for r in script.walk_revisions()}:
-        raise StoreBehind(target, revision, head)
+    if found.kind == "missing":
+        raise StoreMissing(target, found.detail)
+    if found.kind == "behind":
+        assert found.revision is not None
+        raise StoreBehind(target, found.revision, head_revision())
     raise NotAPlantGuardStore(
         target,
-        f"{shown_target(target)} holds revision {revision!r}, not one of this PlantGuard's "
-        f"(a newer PlantGuard's store, or another application's; this one's head is {head})",
+        f"{shown_target(target)} is not a PlantGuard store ({found.detail}); left alone — "
+        "check the path or URL",
     )
 
 
@@ -240,7 +218,7 @@ class Store:
             except sa.exc.SQLAlchemyError as exc:
                 self.engine.dispose()
                 raise StoreUnreachable(
-                    target, f"cannot open the store {shown_target(target)}: {_one_line(exc)}"
+                    target, f"cannot open the store {shown_target(target)}: {one_line_error(exc)}"
                 ) from None
         if migrate_to_head:
             migrate.upgrade(self.engine)
