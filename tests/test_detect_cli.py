@@ -39,10 +39,13 @@ def test_fit_then_score_writes_flags(tmp_path: Path, capsys: pytest.CaptureFixtu
     )
     model = tmp_path / "model.json"
     assert main(["detect", "fit", "--input", str(train), "--output", str(model)]) == 0
+    printed = capsys.readouterr().out
     saved = json.loads(model.read_text())
-    assert saved["method"] == "residual"  # the recommended method
-    assert saved["options"]["calibration"] == "held-out"  # checked limits by default
-    assert saved["options"]["folds"] == 2
+    auto = saved["options"]["auto"]  # chosen automatically by default
+    assert auto["far"] == 0.01
+    assert auto["folds"] == 5
+    assert [r["candidate"] for r in auto["candidates"] if r["chosen"]] == [auto["chosen"]]
+    assert f"chosen: {auto['why']}" in printed
     assert saved["trained_on"]["columns"] == ["a", "b", "c"]
     assert saved["trained_on"]["rows"] == 300
     data = np.vstack([_data(100, 1), _data(100, 2, shift=1.5)])
@@ -61,17 +64,29 @@ def test_fit_then_score_writes_flags(tmp_path: Path, capsys: pytest.CaptureFixtu
     rows = list(csv.DictReader(flags.open()))
     assert list(rows[0]) == ["index", "score", "flag", "reason"]
     assert len(rows) == 200
-    assert float(rows[0]["score"]) >= 0
+    assert all(r["score"] == "" for r in rows[: saved.get("lags", 0)])  # the lag window fills
+    assert float(rows[2]["score"]) >= 0  # at most 2 lags among the candidates
     assert np.mean([int(r["flag"]) for r in rows[:100]]) < 0.1
     assert np.mean([int(r["flag"]) for r in rows[120:]]) > 0.9
     assert "c " in rows[150]["reason"]
+
+
+def test_fit_on_too_few_rows_for_the_choice_warns_and_fits_the_recommended_method(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train = _write(tmp_path / "t.csv", ["a", "b", "c"], _data(120, 0))
+    out = tmp_path / "m.json"
+    assert main(["detect", "fit", "--input", str(train), "--output", str(out)]) == 0
+    assert "120 rows are too few for the automatic choice" in capsys.readouterr().err
+    assert json.loads(out.read_text())["method"] == "residual"
 
 
 def test_fit_options_set_smoothing_hold_and_limit_rule(tmp_path: Path) -> None:
     train = _write(tmp_path / "t.csv", ["a", "b", "c"], _data(300, 0))
     out = tmp_path / "m.json"
     base = ["detect", "fit", "--input", str(train), "--output", str(out)]
-    assert main([*base, "--smoothing", "0.5", "--hold", "7", "--limits", "method"]) == 0
+    args = ["--method", "residual", "--smoothing", "0.5", "--hold", "7", "--limits", "method"]
+    assert main([*base, *args]) == 0
     model = json.loads(out.read_text())
     assert (model["smoothing"], model["hold"]) == (0.5, 7)
     assert model["options"]["calibration"] == "training"  # the residual method's own
@@ -88,7 +103,8 @@ def test_fit_warns_when_no_limit_holds_between_the_halves(
     x = np.vstack([_data(150, 0), _data(150, 1) * 40])  # the second half is another process
     train = _write(tmp_path / "t.csv", ["a", "b", "c"], x)
     out = tmp_path / "m.json"
-    assert main(["detect", "fit", "--input", str(train), "--output", str(out)]) == 0
+    args = ["detect", "fit", "--input", str(train), "--output", str(out), "--method", "residual"]
+    assert main(args) == 0
     assert "no candidate limit holds 1 % from one half" in capsys.readouterr().err
     assert json.loads(out.read_text())["options"]["checked"]["holds"] is False
 
@@ -98,6 +114,8 @@ def test_fit_warns_when_no_limit_holds_between_the_halves(
     [
         (["--smoothing", "0"], "--smoothing: must be in (0, 1], got 0"),
         (["--hold", "-1"], "--hold: must be 0 or more rows, got -1"),
+        (["--far", "60%"], "--far: must be between 0 and 50 %, got 60%"),
+        (["--far", "often"], "--far: not a rate: 'often'"),
     ],
 )
 def test_fit_options_out_of_range_are_named(

@@ -51,6 +51,8 @@ DEFAULT_PLAN_CATEGORIES = (
     "forklift",
 )
 _MODEL_FORMAT = "plantguard-multivariate/1"
+#: A combination chosen by the automatic fit (plantguard_rules.ensemble) records the same checks.
+_ENSEMBLE_FORMAT = "plantguard-ensemble/1"
 
 
 def normalise_category(name: str) -> str:
@@ -197,7 +199,7 @@ def _model_item(group: str, points: list[str], cfg: Any, site_dir: Path, store_u
         )
     except (OSError, ValueError) as exc:
         return Item(item_id, title, Status.FAIL, f"{path} is not readable: {exc}", evidence)
-    if not isinstance(data, dict) or data.get("format") != _MODEL_FORMAT:
+    if not isinstance(data, dict) or data.get("format") not in (_MODEL_FORMAT, _ENSEMBLE_FORMAT):
         return Item(item_id, title, Status.FAIL, f"{path} is not a multivariate model", evidence)
     trained_on = data.get("trained_on") or {}
     checked = (data.get("options") or {}).get("checked")

@@ -45,7 +45,8 @@ from plantguard.plugin import (
 )
 
 from .base import PRIORITY, usable
-from .mvmodels import RECOMMENDED, LimitRule, Method, MultivariateModel, Score, Scorer
+from .ensemble import DetectionModel, EnsembleScorer, load_model
+from .mvmodels import LimitRule, Method, Score, Scorer
 
 __all__ = [
     "GroupConfig",
@@ -71,11 +72,22 @@ class GroupConfig(BaseModel):
     model: str | None = Field(
         None, description="model file; default models/multivariate-<group>.json"
     )
-    method: Method = Field(RECOMMENDED, description="method `plantguard train` fits")
-    limits: LimitRule = Field(
-        "checked",
-        description="checked: the lowest limit whose value from one half of the training "
-        "period flags at most 1 % of the other half; method: the method's own calibration",
+    method: Method | None = Field(
+        None,
+        description="method `plantguard train` fits (default: chosen automatically from the "
+        "training period, see docs/detection.md)",
+    )
+    far: float = Field(
+        0.01,
+        gt=0,
+        lt=0.5,
+        description="false-alarm target of the automatic choice, as a share of rows",
+    )
+    limits: LimitRule | None = Field(
+        None,
+        description="with a method: checked (default): the lowest limit whose value from one "
+        "half of the training period flags at most 1 % of the other half; method: the "
+        "method's own calibration",
     )
     smoothing: float | None = Field(
         None, gt=0, le=1, description="EWMA smoothing of the statistic (default: the method's)"
@@ -105,13 +117,13 @@ class _Group:
         name: str,
         points: Sequence[Point],
         table: ValueTable,
-        model: MultivariateModel | None,
+        model: DetectionModel | None,
         cfg: GroupConfig,
     ) -> None:
         self.name = name
         self.points = list(points)
         self.model = model
-        self.scorer: Scorer | None = model.scorer() if model is not None else None
+        self.scorer: Scorer | EnsembleScorer | None = model.scorer() if model is not None else None
         order = model.variables if model is not None else [p.id for p in points]
         self.idx = table.indices(order)
         self.last_t = np.full(len(order), -np.inf)
@@ -134,7 +146,7 @@ class MultivariateRule(Rule):
         self,
         table: ValueTable,
         groups: Mapping[str, Sequence[Point]],
-        models: Mapping[str, MultivariateModel | None],
+        models: Mapping[str, DetectionModel | None],
         settings: Mapping[str, GroupConfig],
     ) -> None:
         self.groups = [
@@ -179,7 +191,7 @@ def _load(
     points: Sequence[Point],
     settings: Mapping[str, GroupConfig],
     context: RuleContext,
-) -> MultivariateModel | None:
+) -> DetectionModel | None:
     """The group's model, or None with a warning at the group's settings (its
     site-level ``groups.<group>``, else its first point's ``group``)."""
     path = context.resolve(model_path(group, settings.get(group)))
@@ -194,7 +206,7 @@ def _load(
             )
 
     try:
-        model = MultivariateModel.from_json(json.loads(path.read_text(encoding="utf-8")))
+        model = load_model(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         warn(f"no model at {path}, no alarm until one is trained (run plantguard train)")
         return None

@@ -52,7 +52,9 @@ Limits (``calibration``), for any method, times ``margin``:
 :func:`fit_checked` chooses the limit rather than assuming it: the lowest of
 :data:`CHECKED_LIMITS` whose value from one half of the training rows flags at
 most a budget (1 %) of the other half; :func:`fit_configured`, what
-``plantguard detect fit`` and ``plantguard train`` call, uses it by default.
+``plantguard detect fit`` and ``plantguard train`` call for an explicit method,
+uses it by default.  Without a method they make the automatic choice of
+:mod:`plantguard_rules.autofit`, which sets limits its own way.
 
 Any method can hold its flag for ``hold`` rows after the statistic falls back
 below the limit (an off-delay).  Faults are contiguous episodes, and a smoothed
@@ -97,6 +99,7 @@ __all__ = [
     "fit_checked",
     "fit_configured",
     "fit_model",
+    "fit_structure",
     "held_flags",
     "held_out_statistics",
     "select_limit",
@@ -278,8 +281,11 @@ class Scorer:
         With ``model.hold`` the flag stays up for that many rows after the
         statistic falls back below the limit; the reason then says so.
         """
-        raw = self._step_raw(row)
-        if self.model.hold <= 0 or math.isnan(raw.score):
+        return self.hold_score(self._step_raw(row), self.model.hold)
+
+    def hold_score(self, raw: Score, hold: int) -> Score:
+        """``raw`` with the off-delay of ``hold`` rows applied (state in the scorer)."""
+        if hold <= 0 or math.isnan(raw.score):
             return raw
         if raw.flag:
             self._since, self._held = 0, raw.reason
@@ -287,10 +293,14 @@ class Scorer:
         if self._since < 0:
             return raw
         self._since += 1
-        if self._since > self.model.hold:
+        if self._since > hold:
             self._since = -1
             return raw
-        return Score(raw.score, True, f"held {self._since}/{self.model.hold} rows; {self._held}")
+        return Score(raw.score, True, f"held {self._since}/{hold} rows; {self._held}")
+
+    def step_raw(self, row: FloatArray) -> Score:
+        """:meth:`step` without the hold: what an ensemble combines."""
+        return self._step_raw(row)
 
     def _step_raw(self, row: FloatArray) -> Score:
         stats = self.statistics(row)
@@ -536,6 +546,14 @@ def _residual_model(x: FloatArray, names: Sequence[str], opts: ModelOptions) -> 
 def _warm_up(n: int, smoothing: float | None) -> int:
     """Rows an EWMA needs before its statistics are typical (about 2/λ)."""
     return min(n // 2, math.ceil(2 / smoothing)) if smoothing else 0
+
+
+def fit_structure(
+    x: FloatArray, names: Sequence[str], method: Method, opts: ModelOptions
+) -> MultivariateModel:
+    """The fitted model before its limits are set (pca/dpca carry theory limits):
+    what the automatic choice fits per fold, and then on all rows."""
+    return _structure(x, names, method, opts)
 
 
 def _structure(

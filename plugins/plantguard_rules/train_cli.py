@@ -3,8 +3,10 @@
 For every ``multivariate`` point group the group's history is read from the
 store, aligned on a common time grid (each point's last good sample at each
 grid time — sample-and-hold, as the live value table holds it), and the
-group's method is fitted (:mod:`plantguard_rules.mvmodels`); the model file goes
-where the rule will look for it.  For every point with an ``ewma`` or
+group's model is fitted — by the automatic choice of
+:mod:`plantguard_rules.autofit` unless the group names a ``method``, the same
+choice ``plantguard detect fit`` makes — and the model file goes where the rule
+will look for it.  For every point with an ``ewma`` or
 ``cusum`` rule, the normal mean and spread are written to the drift model file.
 Train on a period of normal operation (``--start``/``--end``): the models learn
 whatever they are shown.
@@ -26,10 +28,11 @@ import numpy as np
 
 from plantguard.plugin import CommandContext, ConfigError, Store
 
+from .autofit import fit_group
 from .base import FloatArray
 from .drift import DEFAULT_MODEL, DRIFT_FORMAT
 from .multivariate import GroupConfig, MultivariateConfig, MultivariateSiteConfig, model_path
-from .mvmodels import FitError, fit_configured
+from .mvmodels import FitError
 from .progress import Progress
 
 __all__ = ["align", "configure", "run"]
@@ -138,27 +141,33 @@ def _train_group(
     out = base / model_path(group, cfg)
     trained_on = {"store": store.url, "start": period.start, "end": period.end, "step": period.step}
     try:
-        model = fit_configured(
+        fit = fit_group(
             x,
             pids,
             cfg.method,
             limits=cfg.limits,
             smoothing=cfg.smoothing,
             hold=cfg.hold,
+            far=cfg.far,
             trained_on=trained_on,
         )
     except FitError as exc:
         progress.step(f"group {group}: {exc}")
         return False
+    model = fit.model
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(model.dumps(), encoding="utf-8")
     checked = model.options.get("checked")
     note = (
         " (warning: no candidate limit holds from one half of the period to the other; "
         "the largest is used)"
-        if checked is not None and not checked["holds"]
+        if checked is not None and not checked["holds"] and fit.auto is None
         else ""
     )
+    if fit.warning is not None:
+        note += f" (warning: {fit.warning})"
+    if fit.auto is not None:
+        note += f" (chosen: {fit.auto.why})"
     progress.step(f"group {group}: {x.shape[0]} rows -> {out}{note}")
     return True
 
