@@ -9,9 +9,15 @@ security rules run on a trickle of events.  Each scan writes a new random-walk
 sample into every slot (the worst case: every statistical rule has a new sample
 to count), then evaluates all rules as the engine does.  Reported per rule and
 in total: the mean over measured scans (forecast refits included, amortised)
-and the spread over repeats.  The forecast buffers a sample every 10 s and refits
-every point then (4 refits in the 40 measured scans).  Results go to
-``bench/results/rules.json``.
+and the spread over repeats.  The forecast buffers a sample every 10 s and updates
+every point's running least-squares sums then (4 such scans in the 40 measured).
+
+Side by side in the same scans, interleaved: the plain numpy floor under the
+limit rule — four comparisons of the value array against four limit arrays
+giving a level per point — timed right after a table update, as the rules are.
+``total`` is every rule; ``total_without_multivariate`` the point and security
+rules (multivariate groups are sized by ``--groups``; ``--groups 0`` leaves them
+out).  Results go to ``bench/results/rules.json``.
 """
 
 from __future__ import annotations
@@ -109,14 +115,32 @@ def build(n: int, groups: int, workdir: Path) -> tuple[ValueTable, dict[str, Rul
     return table, rules, bus
 
 
+def numpy_floor(
+    values: np.ndarray[Any, np.dtype[np.float64]],
+    limits: tuple[np.ndarray[Any, np.dtype[np.float64]], ...],
+) -> np.ndarray[Any, np.dtype[np.int8]]:
+    """The plain numpy 4-limit check: level per point from four comparisons."""
+    hh, h, lo, ll = limits
+    level: np.ndarray[Any, np.dtype[np.int8]] = (
+        (values >= h).view(np.int8)
+        + (values >= hh).view(np.int8)
+        - (values <= lo).view(np.int8)
+        - (values <= ll).view(np.int8)
+    )
+    return level
+
+
 def run_once(n: int, scans: int, warmup: int, groups: int) -> dict[str, float]:
+    """One run: ns per point per scan of every rule, their totals and the floor."""
     with tempfile.TemporaryDirectory() as tmp:
         table, rules, bus = build(n, groups, Path(tmp))
     rng = np.random.default_rng(1)
     idx = np.arange(n)
     values = rng.uniform(30, 70, n)
     quality = np.zeros(n, dtype=np.uint8)
+    limits = tuple(np.full(n, x) for x in (95.0, 90.0, 10.0, 5.0))
     spent = dict.fromkeys(rules, 0.0)
+    floor = 0.0
     for s in range(warmup + scans):
         now = 1000.0 + s
         values += rng.normal(0, 0.5, n)
@@ -128,8 +152,19 @@ def run_once(n: int, scans: int, warmup: int, groups: int) -> dict[str, float]:
             rule.evaluate(table, now)
             if s >= warmup:
                 spent[name] += time.perf_counter_ns() - t0
+        # The floor, interleaved: after a table update too (same samples again), so
+        # that it meets the value array as the first rule does.
+        table.update(idx, values, quality, now)
+        t0 = time.perf_counter_ns()
+        numpy_floor(table.values, limits)
+        if s >= warmup:
+            floor += time.perf_counter_ns() - t0
     per_point = {name: ns / scans / n for name, ns in spent.items()}
     per_point["total"] = sum(per_point.values())
+    per_point["total_without_multivariate"] = sum(
+        v for k, v in per_point.items() if k not in ("total", "multivariate")
+    )
+    per_point["floor_numpy_4_limit"] = floor / scans / n
     return per_point
 
 

@@ -22,7 +22,7 @@ is counted once, however often the rules scan.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -41,7 +41,16 @@ from plantguard.plugin import (
     ValueTable,
 )
 
-from .base import FloatArray, PointAlarms, new_samples
+from .base import (
+    BoolArray,
+    FloatArray,
+    IntArray,
+    Levels,
+    PointAlarms,
+    Slots,
+    fresh_samples,
+    where_mask,
+)
 
 __all__ = [
     "DRIFT_FORMAT",
@@ -110,15 +119,25 @@ class Baseline:
             self.mean[i] = c.target if c.target is not None else mean
             self.sigma[i] = c.sigma if c.sigma is not None else sigma
         self.ready = np.isfinite(self.mean) & np.isfinite(self.sigma) & (self.sigma > 0)
+        #: Every baseline set: nothing left to learn (the usual case once warmed up).
+        self.all_ready = bool(self.ready.all())
+        #: Counts the changes of mean/sigma, for rules that derive limits from them.
+        self.version = 0
         self._warmup = np.array([c.warmup for c in cfgs])
         self._n = np.zeros(n)
         self._mu = np.zeros(n)
         self._m2 = np.zeros(n)
-        self._fixed_mean = np.array([c.target is not None for c in cfgs]) | np.isfinite(self.mean)
-        self._fixed_sigma = np.array([c.sigma is not None for c in cfgs]) | np.isfinite(self.sigma)
+        self._fixed_mean = np.array([c.target is not None for c in cfgs], dtype=bool) | np.isfinite(
+            self.mean
+        )
+        self._fixed_sigma = np.array([c.sigma is not None for c in cfgs], dtype=bool) | np.isfinite(
+            self.sigma
+        )
 
     def learn(self, x: FloatArray, fresh: np.ndarray[Any, np.dtype[np.bool_]]) -> None:
         """Welford update for the points still learning; freeze those that have enough."""
+        if self.all_ready:
+            return
         learning = fresh & ~self.ready
         if not learning.any():
             return
@@ -133,6 +152,8 @@ class Baseline:
             self.sigma = np.where(done & ~self._fixed_sigma, sd, self.sigma)
             self.sigma = np.where(done & ~(self.sigma > 0), 1e-9, self.sigma)
             self.ready |= done
+            self.all_ready = bool(self.ready.all())
+            self.version += 1
 
 
 def _trained(
@@ -175,37 +196,55 @@ class _DriftRule(Rule):
             configs=configs,
             conditions={1: "DRIFT_HIGH", -1: "DRIFT_LOW"},
         )
-        self._idx = table.indices([p.id for p in points])
+        self._slots = Slots(table.indices([p.id for p in points]))
         self.baseline = Baseline(points, cfgs, _trained(context, configs))
-        self._last_t = np.full(len(points), -np.inf)
+        n = len(points)
+        self._last_t = np.full(n, -np.inf)
+        self._fresh = np.empty(n, dtype=bool)
+        self._judged = np.empty(n, dtype=bool)
+        self._b1 = np.empty(n, dtype=bool)
+        self._b2 = np.empty(n, dtype=bool)
+        self._w1 = np.empty(n)
+        self._w2 = np.empty(n)
+        self._version = -1  # of the baseline the chart's limits were derived from
 
     def alarms(self) -> Sequence[AlarmDefinition]:
         return self._alarms.definitions
 
     def evaluate(self, table: ValueTable, now: float) -> Sequence[Finding]:
-        fresh = new_samples(table, self._idx, self._last_t)
+        fresh = fresh_samples(table, self._slots, self._last_t, self._fresh)
         if not fresh.any():
             return []
-        x = table.values[self._idx]
-        was_ready = self.baseline.ready.copy()
-        self.baseline.learn(x, fresh)
-        judged = fresh & was_ready
-        level, shown = self._chart(x, judged)
-        return self._alarms.findings(level, judged, shown, now, self._fields)
+        x = self._slots.of(table.values)
+        b = self.baseline
+        if b.all_ready:
+            judged = fresh
+        else:
+            judged = np.logical_and(fresh, b.ready, out=self._judged)
+            b.learn(x, fresh)
+        if self._version != b.version:
+            self._version = b.version
+            self._derive()
+        with np.errstate(invalid="ignore"):
+            level, shown = self._chart(x, judged)
+        return self._alarms.changes(level, judged, shown, now, columns=self._columns)
 
-    def _fields(self, i: int) -> dict[str, object]:
+    def _derive(self) -> None:
+        """Recompute what the chart derives from the baseline (it just changed)."""
+
+    def _columns(self, rows: IntArray) -> dict[str, list[object]]:
         return {
-            "direction": "high" if self._alarms.level[i] > 0 else "low",
-            "target": float(self.baseline.mean[i]),
-            "limit": float(self._limit(i)),
+            "direction": ["high" if x > 0 else "low" for x in self._alarms.level[rows].tolist()],
+            "target": self.baseline.mean[rows].tolist(),
+            "limit": self._limits(rows),
         }
 
-    def _limit(self, i: int) -> float:
-        return float("nan")
+    def _limits(self, rows: IntArray) -> list[object]:
+        return [float("nan")] * rows.size
 
     def _chart(
-        self, x: FloatArray, judged: np.ndarray[Any, np.dtype[np.bool_]]
-    ) -> tuple[np.ndarray[Any, np.dtype[np.int8]], FloatArray]:
+        self, x: FloatArray, judged: BoolArray
+    ) -> tuple[Levels, FloatArray | Callable[[IntArray], FloatArray]]:
         raise NotImplementedError
 
 
@@ -220,20 +259,31 @@ class EwmaRule(_DriftRule):
     ) -> None:
         super().__init__(table, configs, context)
         self._lam = np.array([c.lam for _, c in configs])
+        self._keep = 1 - self._lam
         self._width = np.array([c.width for _, c in configs])
         self.z = np.full(len(configs), np.nan)
+        self._unstarted = len(configs)  # rows whose z is not set yet
+        self._hi = np.full(len(configs), np.nan)
+        self._lo = np.full(len(configs), np.nan)
 
-    def _chart(
-        self, x: FloatArray, judged: np.ndarray[Any, np.dtype[np.bool_]]
-    ) -> tuple[np.ndarray[Any, np.dtype[np.int8]], FloatArray]:
+    def _derive(self) -> None:
         b = self.baseline
-        start = judged & np.isnan(self.z)
-        self.z[start] = b.mean[start]
-        self.z = np.where(judged, self._lam * x + (1 - self._lam) * self.z, self.z)
-        limit = self._width * b.sigma * np.sqrt(self._lam / (2 - self._lam))
-        dev = self.z - b.mean
-        with np.errstate(invalid="ignore"):
-            level = np.where(dev > limit, 1, np.where(dev < -limit, -1, 0)).astype(np.int8)
+        self._hi = self._width * b.sigma * np.sqrt(self._lam / (2 - self._lam))
+        self._lo = -self._hi
+
+    def _chart(self, x: FloatArray, judged: BoolArray) -> tuple[Levels, FloatArray]:
+        b = self.baseline
+        if self._unstarted:
+            start = judged & np.isnan(self.z)
+            self.z[start] = b.mean[start]
+            self._unstarted = int(np.count_nonzero(np.isnan(self.z)))
+        # z = λ·x + (1−λ)·z where judged, in place.
+        np.multiply(self._lam, x, out=self._w1)
+        np.multiply(self._keep, self.z, out=self._w2)
+        np.add(self._w1, self._w2, out=self.z, where=where_mask(judged))
+        dev = np.subtract(self.z, b.mean, out=self._w1)
+        level = np.greater(dev, self._hi, out=self._b1).view(np.int8)
+        level -= np.less(dev, self._lo, out=self._b2).view(np.int8)
         return level, self.z
 
 
@@ -253,18 +303,25 @@ class CusumRule(_DriftRule):
         self.lower = np.zeros(len(configs))
 
     def _chart(
-        self, x: FloatArray, judged: np.ndarray[Any, np.dtype[np.bool_]]
-    ) -> tuple[np.ndarray[Any, np.dtype[np.int8]], FloatArray]:
+        self, x: FloatArray, judged: BoolArray
+    ) -> tuple[Levels, Callable[[IntArray], FloatArray]]:
         b = self.baseline
-        with np.errstate(invalid="ignore"):
-            u = (x - b.mean) / b.sigma
-            self.upper = np.where(judged, np.maximum(0.0, self.upper + u - self._k), self.upper)
-            self.lower = np.where(judged, np.maximum(0.0, self.lower - u - self._k), self.lower)
-        level = np.where(self.upper > self._h, 1, np.where(self.lower > self._h, -1, 0))
-        return level.astype(np.int8), np.maximum(self.upper, self.lower)
+        u, w = self._w1, self._w2
+        where = where_mask(judged)
+        np.divide(np.subtract(x, b.mean, out=u), b.sigma, out=u)
+        np.subtract(np.add(self.upper, u, out=w), self._k, out=w)
+        np.maximum(0.0, w, out=self.upper, where=where)
+        np.subtract(np.subtract(self.lower, u, out=w), self._k, out=w)
+        np.maximum(0.0, w, out=self.lower, where=where)
+        high = np.greater(self.upper, self._h, out=self._b1)
+        low = np.greater(self.lower, self._h, out=self._b2)
+        np.greater(low, high, out=low)  # low only where high is not: high wins
+        level = high.view(np.int8)
+        level -= low.view(np.int8)
+        return level, lambda rows: np.maximum(self.upper[rows], self.lower[rows])
 
-    def _limit(self, i: int) -> float:
-        return float(self._h[i])
+    def _limits(self, rows: IntArray) -> list[object]:
+        return self._h[rows].tolist()  # type: ignore[no-any-return]
 
 
 class _DriftRuleType(RuleType):

@@ -2,11 +2,10 @@
 
 An operator can prevent what they see coming.  For each configured point the
 rule keeps the last ``window`` seconds as ``samples`` evenly spaced values,
-fits a robust linear trend (Huber M-estimation by iteratively reweighted least
-squares: a few spikes do not tilt the line) and projects it to the limit.  The
-prediction interval of the regression (``confidence``, Student t) turns into an
-interval for the crossing time: earliest when the upper band reaches the
-limit, latest when the lower band does.
+fits a straight line to them by least squares and projects it to the limit.
+The prediction interval of the regression (``confidence``, Student t) turns
+into an interval for the crossing time: earliest when the upper band reaches
+the limit, latest when the lower band does.
 
 A warning is raised when the trend is significant in the limit's direction and
 the expected crossing is within ``horizon`` seconds; it clears when the
@@ -15,8 +14,18 @@ stops being significant, or the value reaches the limit (the limit alarm takes
 over).  The limit is a number or the name of one of the point's own ``limit``
 rule settings (``hh``, ``h``, ``l``, ``ll``).
 
-Work per scan is one comparison per point; the fit runs, vectorised, only for
-the points that took a new buffer sample in that scan.
+The line is not refitted over the window: :class:`RunningTrend` keeps, per
+point, the sums a least-squares line needs (count, Σt, Σy, Σt², Σty, Σy²) over
+its ring buffer, and a new buffer sample adds its terms and subtracts those of
+the sample it overwrites — O(1) per point and sample, whatever ``samples`` is.
+Once per lap of the ring the sums are recomputed from the buffer, around the
+newest sample, so rounding cannot accumulate.  Work per scan is one comparison
+per point (is a buffer sample due?); the rest runs, vectorised, only for the
+points that took a new buffer sample in that scan.
+
+:func:`fit_trend` is the robust (Huber) batch fit of the same line, for
+offline analysis of whole series; the rule uses the plain least-squares line,
+whose spike sensitivity shows in a wider prediction interval.
 """
 
 from __future__ import annotations
@@ -40,10 +49,17 @@ from plantguard.plugin import (
     ValueTable,
 )
 
-from .base import FloatArray, PointAlarms, PointRuleType, usable
+from .base import FloatArray, IntArray, PointAlarms, PointRuleType, Slots, every, usable_at
 from .stats import f_ppf
 
-__all__ = ["ForecastConfig", "ForecastRule", "ForecastRuleType", "TrendFit", "fit_trend"]
+__all__ = [
+    "ForecastConfig",
+    "ForecastRule",
+    "ForecastRuleType",
+    "RunningTrend",
+    "TrendFit",
+    "fit_trend",
+]
 
 npt_bool = np.ndarray[tuple[int, ...], np.dtype[np.bool_]]
 
@@ -57,10 +73,36 @@ def _t_quantile(p: float, dof: float) -> float:
     return math.sqrt(f_ppf(2 * p - 1, 1, dof))
 
 
+_T_TABLE_SIZE = 512
+
+
+@functools.lru_cache(maxsize=16)
+def _t_table(p: float) -> FloatArray:
+    """Student t quantiles at ``p`` by whole degrees of freedom, filled on demand (NaN: not yet)."""
+    return np.full(_T_TABLE_SIZE, np.nan)
+
+
 def _t_quantiles(p: float, dof: FloatArray) -> FloatArray:
+    """Quantiles for every row's ``dof``: a table look-up for whole dof (the counts of
+    samples a fit has), the cached scalar otherwise."""
+    if dof.size:
+        first = float(dof.flat[0])
+        if (dof == first).all():  # the usual case: every buffer full
+            return np.full(dof.shape, _t_quantile(p, first))
+    whole = dof.astype(np.intp)
+    if dof.size and (whole == dof).all() and whole.min() > 0 and whole.max() < _T_TABLE_SIZE:
+        table = _t_table(p)
+        looked: FloatArray = table[whole]
+        missing = np.isnan(looked)
+        if missing.any():
+            for d in np.unique(whole[missing]).tolist():
+                table[d] = _t_quantile(p, float(d))
+            looked = table[whole]
+        return looked
     values, inverse = np.unique(dof, return_inverse=True)
-    table = np.array([_t_quantile(p, float(d)) for d in values])
-    out: FloatArray = table[inverse.reshape(dof.shape)]
+    out: FloatArray = np.array([_t_quantile(p, float(d)) for d in values])[
+        inverse.reshape(dof.shape)
+    ]
     return out
 
 
@@ -78,6 +120,17 @@ class TrendFit:
     tbar: FloatArray
     sxx: FloatArray
     n: FloatArray
+
+    def take(self, rows: npt_bool | IntArray) -> TrendFit:
+        """The fits of some rows only."""
+        return TrendFit(
+            self.level[rows],
+            self.slope[rows],
+            self.scale[rows],
+            self.tbar[rows],
+            self.sxx[rows],
+            self.n[rows],
+        )
 
     def half_width(self, h: FloatArray, confidence: float) -> FloatArray:
         """Half width of the prediction interval ``h`` seconds ahead (rows × horizons)."""
@@ -112,12 +165,7 @@ class TrendFit:
         latest: where the lower edge does (mirrored for a falling limit).  Solved in
         closed form: the band edge is ``centre(h) ± c·√(A + (h − d)²/S)``.
         """
-        sign = np.where(rising, 1.0, -1.0)
-        gap = sign * (self.level - limit)  # < 0 while short of the limit
-        rate = sign * self.slope
-        with np.errstate(divide="ignore", invalid="ignore"):
-            eta = np.where(rate > 0, -gap / rate, np.inf)
-        eta = np.where(eta >= 0, eta, np.inf)
+        eta, gap, rate = self._expected(limit, rising)
         c = _t_quantiles((1 + confidence) / 2, np.maximum(self.n - 2, 1)) * self.scale
         geometry = (1 + 1 / self.n, self.tbar, self.sxx)
         early = _band_reaches(gap, rate, c, geometry, upper=True)
@@ -127,6 +175,25 @@ class TrendFit:
             np.where(early <= max_h, early, np.inf),
             np.where(late <= max_h, late, np.inf),
         )
+
+    def expected(self, limit: FloatArray, rising: npt_bool, max_h: FloatArray) -> FloatArray:
+        """The expected seconds until ``limit`` of :meth:`crossing` alone (no band)."""
+        eta = self._expected(limit, rising)[0]
+        out: FloatArray = np.where(eta <= max_h, eta, np.inf)
+        return out
+
+    def _expected(
+        self, limit: FloatArray, rising: npt_bool
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """(expected seconds until ``limit`` or inf, gap, rate), both signed so that
+        the gap is < 0 while short of the limit and the rate > 0 towards it."""
+        sign = np.where(rising, 1.0, -1.0)
+        gap = sign * (self.level - limit)
+        rate = sign * self.slope
+        with np.errstate(divide="ignore", invalid="ignore"):
+            eta = np.where(rate > 0, -gap / rate, np.inf)
+        eta = np.where(eta >= 0, eta, np.inf)
+        return eta, gap, rate
 
 
 def _band_reaches(
@@ -200,6 +267,143 @@ def fit_trend(t: FloatArray, y: FloatArray, valid: npt_bool | None = None) -> Tr
     return TrendFit(level, slope, scale, tbar_u, sxx_u, n)
 
 
+class RunningTrend:
+    """Least-squares lines over per-row ring buffers, kept as running sums.
+
+    Row ``i`` holds its last ``caps[i]`` samples.  :meth:`push` adds one sample to
+    each of some rows in O(1) per row; :meth:`fit` returns their lines in O(1) per
+    row.  Sums are taken around a per-row origin (time and value of the newest
+    sample when they were last recomputed), which keeps the terms small; they are
+    recomputed exactly from the buffer once per lap of the ring.  Points sampled
+    in step (the usual case: one poll feeds them all) share a buffer slot, which
+    is then one contiguous row of the buffer (slot × point layout).
+    """
+
+    def __init__(self, caps: IntArray) -> None:
+        n = caps.size
+        width = int(caps.max()) if n else 1
+        self.cap = caps
+        #: Buffered sample times and values, slot × row (NaN: slot not filled yet).
+        self.t: FloatArray = np.full((width, n), np.nan)
+        self.y: FloatArray = np.full((width, n), np.nan)
+        #: Samples pushed per row so far.
+        self.pos: IntArray = np.zeros(n, dtype=np.intp)
+        # The slot the next sample goes to, and the newest sample's (pos % cap and
+        # (pos - 1) % cap, kept up to date rather than divided out every push).
+        self._next_slot: IntArray = np.zeros(n, dtype=np.intp)
+        self._newest: IntArray = np.zeros(n, dtype=np.intp)
+        self._t0 = np.zeros(n)
+        self._y0 = np.zeros(n)
+        self._sums = np.zeros((6, n))  # count, Σt, Σy, Σt², Σty, Σy² around the origin
+
+    def _select(self, rows: IntArray) -> IntArray | slice:
+        """``rows`` as an index: a slice when they are every row (no gathering)."""
+        return every(rows, self.pos.size)
+
+    def count(self, rows: IntArray) -> IntArray:
+        """Samples in the buffer of ``rows``."""
+        sel = self._select(rows)
+        held: IntArray = np.minimum(self.pos[sel], self.cap[sel])
+        return held
+
+    def _slot(self, rows: IntArray, slots: IntArray) -> tuple[IntArray | int, IntArray | slice]:
+        """Buffer index (slot, row) of ``rows`` at their ``slots`` (``_next_slot`` or
+        ``_newest``): one shared slot is one contiguous buffer row."""
+        sel = self._select(rows)
+        slot = slots[sel]
+        if slot.size and (slot == slot[0]).all():
+            return int(slot[0]), sel
+        return slot, rows
+
+    def push(self, rows: IntArray, t: FloatArray, y: FloatArray) -> None:
+        """Append ``(t[k], y[k])`` to the distinct, sorted ``rows[k]``, dropping each
+        row's oldest sample once its buffer is full.  Values must be finite."""
+        slot, at = self._slot(rows, self._next_slot)
+        # Copies: with one shared slot these would be views of what is overwritten next.
+        old_t, old_y = self.t[slot, at].copy(), self.y[slot, at].copy()
+        self.t[slot, at] = t
+        self.y[slot, at] = y
+        sel = self._select(rows)
+        slots = self._next_slot[sel]
+        self._newest[sel] = slots
+        slots += 1
+        slots[slots == self.cap[sel]] = 0
+        self._next_slot[sel] = slots
+        self.pos[sel] += 1
+        lap = (slots == 0) | (self.pos[sel] == 1)
+        if not lap.any():
+            self._step(sel, t, y, old_t, old_y)
+        elif lap.all():
+            self._rebase(rows)
+        else:
+            keep = ~lap
+            self._step(rows[keep], t[keep], y[keep], old_t[keep], old_y[keep])
+            self._rebase(rows[lap])
+
+    def _step(
+        self,
+        sel: IntArray | slice,
+        t: FloatArray,
+        y: FloatArray,
+        old_t: FloatArray,
+        old_y: FloatArray,
+    ) -> None:
+        """Add the new samples' terms to the sums, subtract the overwritten ones'."""
+        t0, y0 = self._t0[sel], self._y0[sel]
+        gone = np.isfinite(old_t)
+        sums = self._sums
+        if gone.all():  # full buffers (the steady state): one sample in, one out
+            ot, oy = old_t - t0, old_y - y0
+        else:
+            ot = np.where(gone, old_t - t0, 0.0)
+            oy = np.where(gone, old_y - y0, 0.0)
+            sums[0, sel] += 1.0 - gone
+        nt, ny = t - t0, y - y0
+        sums[1, sel] += nt - ot
+        sums[2, sel] += ny - oy
+        sums[3, sel] += nt * nt - ot * ot
+        sums[4, sel] += nt * ny - ot * oy
+        sums[5, sel] += ny * ny - oy * oy
+
+    def _rebase(self, rows: IntArray) -> None:
+        """Recompute the sums of ``rows`` from their buffers, around the newest sample."""
+        slot, at = self._slot(rows, self._newest)
+        sel = self._select(rows)
+        self._t0[sel] = self.t[slot, at]
+        self._y0[sel] = self.y[slot, at]
+        tt = self.t[:, sel] - self._t0[sel]
+        ok = np.isfinite(tt)
+        tt = np.where(ok, tt, 0.0)
+        yy = np.where(ok, self.y[:, sel] - self._y0[sel], 0.0)
+        self._sums[:, sel] = np.stack(
+            [
+                ok.sum(axis=0),
+                tt.sum(axis=0),
+                yy.sum(axis=0),
+                (tt * tt).sum(axis=0),
+                (tt * yy).sum(axis=0),
+                (yy * yy).sum(axis=0),
+            ]
+        )
+
+    def fit(self, rows: IntArray) -> TrendFit:
+        """The least-squares line of each of ``rows`` (distinct, sorted, at least two
+        samples each), with times relative to the row's newest sample (as
+        :func:`fit_trend`)."""
+        sel = self._select(rows)
+        n, st, sy, stt, sty, syy = self._sums[:, sel]
+        mt, my = st / n, sy / n
+        sxx = np.maximum(stt - st * mt, 1e-12)
+        sxy = sty - st * my
+        slope = sxy / sxx
+        sse = np.maximum(syy - sy * my - slope * sxy, 0.0)
+        scale = np.maximum(np.sqrt(sse / np.maximum(n - 2, 1)), 1e-12)
+        slot, at = self._slot(rows, self._newest)
+        tbar = mt - (self.t[slot, at] - self._t0[sel])
+        level = self._y0[sel] + my - slope * tbar
+        return TrendFit(level, slope, scale, tbar, sxx, n)
+
+
 class ForecastConfig(BaseModel):
     """``rules: {forecast: {limit: hh, horizon: 1800}}``."""
 
@@ -254,23 +458,24 @@ class ForecastRule(Rule):
             configs=configs,
             conditions={1: "FORECAST"},
         )
-        self._idx = table.indices([p.id for p in points])
+        self._slots = Slots(table.indices([p.id for p in points]))
         resolved = [_resolve_limit(p, c) for p, c in configs]
         self._limit = np.array([r[0] for r in resolved])
-        self._rising = np.array([r[1] for r in resolved])
+        self._rising = np.array([r[1] for r in resolved], dtype=bool)
         self._limit_name = [r[2] for r in resolved]
         self._horizon = np.array([c.horizon for c in cfgs])
         self._interval = np.array([c.window / c.samples for c in cfgs])
         self._min = np.array([c.min_samples for c in cfgs])
-        self._conf = np.array([c.confidence for c in cfgs])
-        width = max((c.samples for c in cfgs), default=1)
+        confs = np.array([c.confidence for c in cfgs])
+        self._confs, self._conf_of = np.unique(confs, return_inverse=True)
         n = len(cfgs)
-        self._cap = np.array([c.samples for c in cfgs])
-        self._bt = np.full((n, width), np.nan)
-        self._by = np.full((n, width), np.nan)
-        self._pos = np.zeros(n, dtype=np.intp)
+        #: The buffers and the running least-squares sums of every point.
+        self.trend = RunningTrend(np.array([c.samples for c in cfgs], dtype=np.intp))
         self._next = np.full(n, -np.inf)
-        #: Latest forecast per point: expected, earliest and latest seconds to the limit.
+        self._due = np.empty(n, dtype=bool)
+        #: Latest forecast per point: expected, earliest and latest seconds to the limit
+        #: (inf: not within twice the horizon, or no significant trend towards it;
+        #: earliest and latest are worked out for the points that warn).
         self.eta = np.full(n, np.inf)
         self.early = np.full(n, np.inf)
         self.late = np.full(n, np.inf)
@@ -279,53 +484,69 @@ class ForecastRule(Rule):
         return self._alarms.definitions
 
     def evaluate(self, table: ValueTable, now: float) -> Sequence[Finding]:
-        t = table.source_time[self._idx]
-        due = usable(table, self._idx) & (t >= self._next)
+        t = self._slots.of(table.source_time)
+        due = np.greater_equal(t, self._next, out=self._due)
         if not due.any():
             return []
-        rows = np.flatnonzero(due)
-        v = table.values[self._idx]
-        slot = self._pos[rows] % self._cap[rows]
-        self._bt[rows, slot] = t[rows]
-        self._by[rows, slot] = v[rows]
-        self._pos[rows] += 1
-        self._next[rows] = t[rows] + self._interval[rows]
-        rows = rows[np.minimum(self._pos[rows], self._cap[rows]) >= self._min[rows]]
+        rows = usable_at(table, self._slots, np.flatnonzero(due))
+        if not rows.size:
+            return []
+        at = every(rows, t.size)
+        t_rows, v = t[at], self._slots.at(table.values, rows)
+        self.trend.push(rows, t_rows, v)
+        self._next[at] = t_rows + self._interval[at]
+        enough = self.trend.count(rows) >= self._min[at]
+        if not enough.all():
+            rows, v = rows[enough], v[enough]
         if rows.size == 0:
             return []
-        level = self._alarms.level.copy()
-        for conf in np.unique(self._conf[rows]):
-            sub = rows[self._conf[rows] == conf]
-            level[sub] = self._judge(sub, float(conf), v)
-        judged = np.zeros(level.size, dtype=bool)
-        judged[rows] = True
+        if self._confs.size == 1:
+            level = self._judge(rows, float(self._confs[0]), v)
+        else:
+            level = np.zeros(rows.size, dtype=np.int8)
+            group = self._conf_of[rows]
+            for g in np.unique(group).tolist():
+                sel = group == g
+                level[sel] = self._judge(rows[sel], float(self._confs[g]), v[sel])
 
-        def fields(i: int) -> dict[str, object]:
-            return {
-                "limit": float(self._limit[i]),
-                "limit_name": self._limit_name[i],
-                "eta": _duration(float(self.eta[i])),
-                "early": _duration(float(self.early[i])),
-                "late": _duration(float(self.late[i])),
-            }
+        return self._alarms.adopt(rows, level, v, now, columns=self._columns)
 
-        return self._alarms.findings(level, judged, v, now, fields)
+    def _columns(self, rows: IntArray) -> dict[str, list[object]]:
+        return {
+            "limit": self._limit[rows].tolist(),
+            "limit_name": [self._limit_name[i] for i in rows.tolist()],
+            "eta": [_duration(x) for x in self.eta[rows].tolist()],
+            "early": [_duration(x) for x in self.early[rows].tolist()],
+            "late": [_duration(x) for x in self.late[rows].tolist()],
+        }
 
     def _judge(
-        self, rows: np.ndarray[tuple[int], np.dtype[np.intp]], conf: float, v: FloatArray
+        self, rows: IntArray, conf: float, v: FloatArray
     ) -> np.ndarray[tuple[int], np.dtype[np.int8]]:
-        fit = fit_trend(self._bt[rows], self._by[rows])
-        eta, early, late = fit.crossing(
-            self._limit[rows], self._rising[rows], conf, 2 * self._horizon[rows]
-        )
-        self.eta[rows], self.early[rows], self.late[rows] = eta, early, late
+        """Warning level of ``rows`` (current values ``v``) from their running fits."""
+        fit = self.trend.fit(rows)
+        at = every(rows, self._limit.size)
+        limit, rising, horizon = self._limit[at], self._rising[at], self._horizon[at]
         sig = fit.significant(conf)
-        beyond = np.where(
-            self._rising[rows], v[rows] >= self._limit[rows], v[rows] <= self._limit[rows]
-        )
-        active = self._alarms.level[rows] != 0
-        reach = np.where(active, 1.25 * self._horizon[rows], self._horizon[rows])
-        warn = sig & ~beyond & (eta <= reach)
+        beyond = np.where(rising, v >= limit, v <= limit)
+        active = self._alarms.level[at] != 0
+        reach = np.where(active, 1.25 * horizon, horizon)
+        # The expected crossing decides; the band (earliest, latest), the costly part,
+        # is worked out only for the warnings, whose messages show it.  Elsewhere the
+        # times read "never" (inf).
+        toward = np.where(rising, fit.slope > 0, fit.slope < 0)
+        eta, early, late = (np.full(rows.size, np.inf) for _ in range(3))
+        # (Index arrays, not masks: each selects from several arrays.)
+        some = np.flatnonzero(sig & ~beyond & toward)
+        if some.size:
+            eta[some] = fit.take(some).expected(limit[some], rising[some], 2 * horizon[some])
+        warn = eta <= reach
+        some = np.flatnonzero(warn)
+        if some.size:
+            _, early[some], late[some] = fit.take(some).crossing(
+                limit[some], rising[some], conf, 2 * horizon[some]
+            )
+        self.eta[at], self.early[at], self.late[at] = eta, early, late
         return warn.astype(np.int8)
 
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from plantguard.plugin import AlarmDefinition, Finding, Point, PriorityName, Rule, ValueTable
 
-from .base import PointAlarms, PointRuleType, new_samples
+from .base import IntArray, PointAlarms, PointRuleType, Slots, every, fresh_samples
 
 __all__ = ["RateConfig", "RateRule", "RateRuleType"]
 
@@ -51,7 +51,7 @@ class RateRule(Rule):
             configs=configs,
             conditions={1: "RISE", -1: "FALL"},
         )
-        self._idx = table.indices([p.id for p, _ in configs])
+        self._slots = Slots(table.indices([p.id for p, _ in configs]))
         self._rise = np.array([np.inf if c.rise is None else c.rise for c in cfgs])
         self._fall = np.array([np.inf if c.fall is None else c.fall for c in cfgs])
         self._per = np.array([c.per for c in cfgs])
@@ -60,6 +60,10 @@ class RateRule(Rule):
         self._ref_v = np.full(n, np.nan)
         self._ref_t = np.full(n, np.nan)
         self._last_t = np.full(n, -np.inf)
+        self._unreferenced = n  # rows without a reference sample yet
+        self._fresh = np.empty(n, dtype=bool)
+        self._due = np.empty(n, dtype=bool)
+        self._span = np.empty(n)
         #: The latest measured rate per point (units per ``per`` seconds).
         self.rate = np.full(n, np.nan)
 
@@ -67,33 +71,46 @@ class RateRule(Rule):
         return self._alarms.definitions
 
     def evaluate(self, table: ValueTable, now: float) -> Sequence[Finding]:
-        fresh = new_samples(table, self._idx, self._last_t)
-        if not fresh.any():
+        fresh = fresh_samples(table, self._slots, self._last_t, self._fresh)
+        t = self._slots.of(table.source_time)
+        if self._unreferenced:
+            first = fresh & np.isnan(self._ref_t)
+            if first.any():
+                v_all = self._slots.of(table.values)
+                np.copyto(self._ref_v, v_all, where=first)
+                np.copyto(self._ref_t, t, where=first)
+                self._unreferenced -= int(np.count_nonzero(first))
+        # A rate is judged once at least `window` s lie between the reference and a
+        # new sample (0 for the rows just referenced: never, as window > 0).
+        with np.errstate(invalid="ignore"):
+            span = np.subtract(t, self._ref_t, out=self._span)
+            due = np.greater_equal(span, self._window, out=self._due)
+        due &= fresh
+        rows = np.flatnonzero(due)
+        if not rows.size:
             return []
-        v = table.values[self._idx]
-        t = table.source_time[self._idx]
-        first = fresh & np.isnan(self._ref_t)
-        self._ref_v[first] = v[first]
-        self._ref_t[first] = t[first]
-        span = t - self._ref_t
-        judged = fresh & ~first & (span >= self._window)
+        v = self._slots.at(table.values, rows)
+        at = every(rows, self._ref_v.size)
         with np.errstate(invalid="ignore", divide="ignore"):
-            rate = (v - self._ref_v) / span * self._per
-        self.rate = np.where(judged, rate, self.rate)
-        level = np.where(rate > self._rise, 1, np.where(rate < -self._fall, -1, 0)).astype(np.int8)
-        self._ref_v[judged] = v[judged]
-        self._ref_t[judged] = t[judged]
+            rate = (v - self._ref_v[at]) / span[at] * self._per[at]
+        self.rate[at] = rate
+        level = np.where(rate > self._rise[at], 1, np.where(rate < -self._fall[at], -1, 0)).astype(
+            np.int8
+        )
+        self._ref_v[at] = v
+        self._ref_t[at] = t[at]
 
-        def fields(i: int) -> dict[str, object]:
-            up = self.rate[i] > 0
-            return {
-                "direction": "rising" if up else "falling",
-                "rate": abs(float(self.rate[i])),
-                "per": float(self._per[i]),
-                "limit": float(self._rise[i] if up else self._fall[i]),
-            }
+        return self._alarms.adopt(rows, level, v, now, columns=self._columns)
 
-        return self._alarms.findings(level, judged, v, now, fields)
+    def _columns(self, rows: IntArray) -> dict[str, list[object]]:
+        rate = self.rate[rows]
+        up = rate > 0
+        return {
+            "direction": ["rising" if u else "falling" for u in up.tolist()],
+            "rate": np.abs(rate).tolist(),
+            "per": self._per[rows].tolist(),
+            "limit": np.where(up, self._rise[rows], self._fall[rows]).tolist(),
+        }
 
 
 class RateRuleType(PointRuleType):

@@ -260,6 +260,7 @@ class UnexpectedWriteRule(Rule):
                 f"{d.id}.unexpected_write", d.id, d.id, "unexpected_write", cfg.priority
             )
         self._last: dict[str, tuple[float, str]] = {}
+        self._first = True
 
     def alarms(self) -> Sequence[AlarmDefinition]:
         return self._alarms.definitions()
@@ -289,7 +290,12 @@ class UnexpectedWriteRule(Rule):
                 key = f"{point.device_id}.unexpected_write" if point else self.SITE_ID
                 self._last[key] = (e.time, why)
         out = []
-        for key in self._alarms.items:
+        # The first scan reports every alarm; after it, only the alarms with a
+        # write within reach can change (one per device would be a Python loop
+        # over the site per scan), and each leaves that set once it has cleared.
+        keys = list(self._alarms.items if self._first else self._last)
+        self._first = False
+        for key in keys:
             when, why = self._last.get(key, (float("-inf"), ""))
             active = now - when <= self._cfg.hold
             out.append(
@@ -297,6 +303,8 @@ class UnexpectedWriteRule(Rule):
                     key, active, "UNEXPECTED_WRITE", why or "no unexpected writes", now
                 )
             )
+            if not active:
+                self._last.pop(key, None)
         return _keep(out)
 
 

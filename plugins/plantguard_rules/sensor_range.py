@@ -25,7 +25,7 @@ from plantguard.plugin import (
     ValueTable,
 )
 
-from .base import PointAlarms, PointRuleType, usable
+from .base import PointAlarms, PointRuleType, Slots, usable_at
 
 __all__ = ["RangeConfig", "RangeRule", "RangeRuleType"]
 
@@ -74,7 +74,10 @@ class RangeRule(Rule):
             configs=configs,
             conditions={1: "OVER_RANGE", -1: "UNDER_RANGE"},
         )
-        self._idx = table.indices([p.id for p, _ in configs])
+        self._slots = Slots(table.indices([p.id for p, _ in configs]))
+        n = len(cfgs)
+        self._level = np.empty(n, dtype=np.int8)
+        self._cmp = np.empty(n, dtype=bool)
         bounds = np.array([_bounds(p, c) for p, c in configs], dtype=np.float64).reshape(-1, 2)
         self._low, self._high = bounds[:, 0], bounds[:, 1]
         span = self._high - self._low
@@ -85,16 +88,28 @@ class RangeRule(Rule):
         return self._alarms.definitions
 
     def evaluate(self, table: ValueTable, now: float) -> Sequence[Finding]:
-        ok = usable(table, self._idx)
-        v = table.values[self._idx]
+        v = self._slots.of(table.values)
+        level, cmp = self._level, self._cmp
         with np.errstate(invalid="ignore"):
-            level = np.where(v > self._hi_trip, 1, np.where(v < self._lo_trip, -1, 0))
-        return self._alarms.findings(
-            level.astype(np.int8),
-            ok,
-            v,
+            np.greater(v, self._hi_trip, out=cmp)
+            np.copyto(level, cmp.view(np.int8))
+            level -= np.less(v, self._lo_trip, out=cmp).view(np.int8)
+        # Only rows whose level differs (or never reported) can change; of those,
+        # only a usable sample is judged.
+        levels = self._alarms.levels
+        rows = np.flatnonzero(np.not_equal(level, levels.level, out=cmp))
+        if levels.unseen.size:
+            rows = np.union1d(rows, levels.unseen)
+        rows = usable_at(table, self._slots, rows)
+        return self._alarms.adopt(
+            rows,
+            level[rows],
+            v[rows],
             now,
-            lambda i: {"low": float(self._low[i]), "high": float(self._high[i])},
+            columns=lambda rows: {
+                "low": self._low[rows].tolist(),
+                "high": self._high[rows].tolist(),
+            },
         )
 
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from plantguard.plugin import AlarmDefinition, Finding, Point, PriorityName, Rule, ValueTable
 
-from .base import PointAlarms, PointRuleType
+from .base import PointAlarms, PointRuleType, Slots
 
 __all__ = ["StaleConfig", "StaleRule", "StaleRuleType"]
 
@@ -41,7 +41,10 @@ class StaleRule(Rule):
             configs=configs,
             conditions={1: "STALE"},
         )
-        self._idx = table.indices([p.id for p, _ in configs])
+        self._slots = Slots(table.indices([p.id for p, _ in configs]))
+        n = len(cfgs)
+        self._age = np.empty(n)
+        self._stale = np.empty(n, dtype=bool)
         self._max_age = np.array([c.max_age for c in cfgs])
         self._started: float | None = None
 
@@ -51,9 +54,16 @@ class StaleRule(Rule):
     def evaluate(self, table: ValueTable, now: float) -> Sequence[Finding]:
         if self._started is None:
             self._started = now
-        age = now - np.maximum(table.source_time[self._idx], self._started)
-        level = (age > self._max_age).astype(np.int8)
-        return self._alarms.findings(level, None, age, now, lambda i: {"age": float(age[i])})
+        age = np.maximum(self._slots.of(table.source_time), self._started, out=self._age)
+        np.subtract(now, age, out=age)
+        level = np.greater(age, self._max_age, out=self._stale).view(np.int8)
+        return self._alarms.changes(
+            level,
+            None,
+            lambda rows: age[rows],
+            now,
+            columns=lambda rows: {"age": age[rows].tolist()},
+        )
 
 
 class StaleRuleType(PointRuleType):

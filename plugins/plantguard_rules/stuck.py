@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from plantguard.plugin import AlarmDefinition, Finding, Point, PriorityName, Rule, ValueTable
 
-from .base import PointAlarms, PointRuleType, usable
+from .base import PointAlarms, PointRuleType, Slots
 
 __all__ = ["StuckConfig", "StuckRule", "StuckRuleType"]
 
@@ -42,26 +42,40 @@ class StuckRule(Rule):
             configs=configs,
             conditions={1: "STUCK"},
         )
-        self._idx = table.indices([p.id for p, _ in configs])
+        self._slots = Slots(table.indices([p.id for p, _ in configs]))
+        n = len(cfgs)
         self._duration = np.array([c.duration for c in cfgs])
         self._tol = np.array([c.tolerance for c in cfgs])
-        self._anchor_v = np.full(len(cfgs), np.nan)
-        self._anchor_t = np.full(len(cfgs), np.nan)
+        # Infinite until the first usable sample: any value "moves" from it.
+        self._anchor_v = np.full(n, np.inf)
+        self._anchor_t = np.full(n, np.nan)
+        self._ok = np.empty(n, dtype=bool)
+        self._moved = np.empty(n, dtype=bool)
+        self._flat = np.empty(n, dtype=bool)
+        self._work = np.empty(n)
 
     def alarms(self) -> Sequence[AlarmDefinition]:
         return self._alarms.definitions
 
     def evaluate(self, table: ValueTable, now: float) -> Sequence[Finding]:
-        ok = usable(table, self._idx)
-        v = table.values[self._idx]
+        ok = self._slots.usable(table, self._ok)
+        v = self._slots.of(table.values)
+        work, moved = self._work, self._moved
         with np.errstate(invalid="ignore"):
-            moved = ok & ~(np.abs(v - self._anchor_v) <= self._tol)
-        self._anchor_v[moved] = v[moved]
-        self._anchor_t[moved] = now
-        flat_for = now - self._anchor_t
-        level = (ok & (flat_for >= self._duration)).astype(np.int8)
-        return self._alarms.findings(
-            level, ok, v, now, lambda i: {"minutes": float(flat_for[i]) / 60}
+            np.abs(np.subtract(v, self._anchor_v, out=work), out=work)
+            np.greater(work, self._tol, out=moved)
+        moved &= ok
+        np.copyto(self._anchor_v, v, where=moved)
+        np.copyto(self._anchor_t, now, where=moved)
+        flat_for = np.subtract(now, self._anchor_t, out=work)
+        with np.errstate(invalid="ignore"):
+            level = np.greater_equal(flat_for, self._duration, out=self._flat).view(np.int8)
+        return self._alarms.changes(
+            level,
+            ok,
+            lambda rows: v[rows],
+            now,
+            columns=lambda rows: {"minutes": (flat_for[rows] / 60).tolist()},
         )
 
 
