@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PACKAGES := -p plantguard -p plantguard_opcua -p plantguard_modbus -p plantguard_sim -p plantguard_rules -p plantguard_maintenance
+PACKAGES := -p plantguard -p plantguard_opcua -p plantguard_modbus -p plantguard_sim -p plantguard_rules -p plantguard_maintenance -p plantguard_mqtt -p plantguard_mqtt_publish -p plantguard_risk
 DEMO_ARGS ?=
 BENCHDATA ?= ../shared/benchdata
 
@@ -54,7 +54,7 @@ interop: venv
 		&& PLANTGUARD_PYTHON=$(abspath $(BIN))/python npm test --silent
 
 # Benchmarks measure speed and detection quality; tests never assert timings.
-bench: bench-modbus bench-detect bench-rules bench-scale bench-opcua bench-login
+bench: bench-modbus bench-detect bench-rules bench-scale bench-opcua bench-login bench-hotpaths bench-mqtt
 
 bench-modbus: venv
 	$(BIN)/python bench/modbus_bench.py
@@ -124,3 +124,14 @@ image:
 
 clean:
 	rm -rf $(VENV) $(VENV_HA) .mypy_cache .ruff_cache .pytest_cache *.egg-info plantguard-demo.db*
+
+# Hot paths against the floor under each (issue table rows), side by side, interleaved:
+# rule scan, history writes and reads, command start-up, alarm latency.
+.PHONY: bench-hotpaths bench-mqtt
+bench-hotpaths: venv
+	$(BIN)/python bench/hotpaths_bench.py
+
+# MQTT ingest by the driver and Sparkplug B publishing, against the raw client's rates.
+bench-mqtt: venv
+	$(BIN)/python bench/mqtt_ingest_bench.py
+	$(BIN)/python bench/mqtt_publish_bench.py

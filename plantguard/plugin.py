@@ -35,7 +35,17 @@ What is in it, by the part of the gateway a plugin plugs into::
     records    Store · MaintenancePlan MaintenanceRecord · PlanStatus DueState
                plan_statuses(store, now)
 
-    commands   LoadedSite (CommandContext.load_site) · ConfigError
+    commands   LoadedSite (CommandContext.load_site) · ConfigError · UsageError
+               add_db_argument(parser) + open_store(args) + site_path(args): the
+               ``--db``/``--site`` pair every store command takes, opened existing-only;
+               add_actor_argument(parser, role) + acting_principal(store, args, what):
+               ``--as USER`` with its password check, for offline changes
+
+    users      Principal · Role (viewer < operator < engineer < admin) · PermissionDenied
+
+    safety     RiskStore (risk register, hidden dangers, their journal) · RiskPointRow
+               HazardRow JournalEntry HazardConflict · PlantState AlarmOverview (what
+               the early-warning index is computed from)
 
     settings   SettingError(message, point=…, field=(…)): raised by a create() for a
                setting it cannot work with; check and run show it at its line
@@ -56,8 +66,10 @@ never imports pytest.  See docs/plugins.md.
 from __future__ import annotations
 
 from .alarms import AlarmState, Transition
-from .auth import Principal
+from .auth import Principal, Role
 from .build import SettingError
+from .cli.acting import acting_principal, add_actor_argument
+from .cli.common import add_db_argument, open_store, site_path
 from .comm import IDENTITY_FIELDS, IdentityRule
 from .config import ConfigError, LoadedSite
 from .drivers import (
@@ -73,9 +85,11 @@ from .errors import (
     ConfigurationError,
     DeviceUnreachable,
     NetworkError,
+    PermissionDenied,
     PlantGuardError,
     PortInUse,
     StoreError,
+    UsageError,
     ensure_port_free,
     port_in_use,
 )
@@ -110,12 +124,22 @@ from .rules import Rule, RuleContext, RuleType
 from .services import EngineView, Service, ServiceType, ValuesListener
 from .sinks import AlarmSink
 from .store import Store
+from .store.risk import (
+    AlarmOverview,
+    HazardConflict,
+    HazardRow,
+    JournalEntry,
+    PlantState,
+    RiskPointRow,
+    RiskStore,
+)
 from .table import ValueTable
 
 __all__ = [
     "IDENTITY_FIELDS",
     "PRIORITY_BY_NAME",
     "AlarmDefinition",
+    "AlarmOverview",
     "AlarmSink",
     "AlarmState",
     "CommandContext",
@@ -133,13 +157,18 @@ __all__ = [
     "EngineView",
     "EventReader",
     "Finding",
+    "HazardConflict",
+    "HazardRow",
     "IdentityRule",
+    "JournalEntry",
     "LoadedSite",
     "MaintenancePlan",
     "MaintenanceRecord",
     "NetworkError",
+    "PermissionDenied",
     "PlanStatus",
     "PlantGuardError",
+    "PlantState",
     "Point",
     "PortInUse",
     "Principal",
@@ -155,6 +184,9 @@ __all__ = [
     "RegisterRule",
     "RegisterService",
     "RegisterSink",
+    "RiskPointRow",
+    "RiskStore",
+    "Role",
     "Rule",
     "RuleContext",
     "RuleType",
@@ -166,10 +198,16 @@ __all__ = [
     "Store",
     "StoreError",
     "Transition",
+    "UsageError",
     "ValueTable",
     "ValuesListener",
+    "acting_principal",
+    "add_actor_argument",
+    "add_db_argument",
     "ensure_port_free",
     "hookimpl",
+    "open_store",
     "plan_statuses",
     "port_in_use",
+    "site_path",
 ]

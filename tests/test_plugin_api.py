@@ -56,7 +56,10 @@ def test_the_rule_covers_every_built_in_plugin() -> None:
     assert packages == {
         "plantguard_maintenance",
         "plantguard_modbus",
+        "plantguard_mqtt",
+        "plantguard_mqtt_publish",
         "plantguard_opcua",
+        "plantguard_risk",
         "plantguard_rules",
         "plantguard_sim",
     }

@@ -22,7 +22,7 @@ from plantguard.plugin import ensure_port_free, port_in_use
 from plantguard.services import EngineView, Service
 from plantguard.throttle import LoginThrottle
 
-from . import compat
+from . import compat, hazards
 from .address_space import build_address_space
 from .announce import Announcement, Announcer
 from .conditions import ConditionPublisher
@@ -142,6 +142,9 @@ class OpcUaService(Service):
                 )
                 self.records = RecordsPublisher(server, ns, engine.site, engine.store)
                 await self.records.build()
+                # Before the port opens, so that no client sees the site without it.
+                if (reporter := hazards.find_reporter(engine)) is not None:
+                    await hazards.add_report_hazard(server, ns, engine.site, reporter)
             await _listen(server, opts.host, port)
             if self.records is not None:
                 await self.records.start()

@@ -49,6 +49,7 @@ from ..records.stats import Compliance, Statistics, compliance, statistics
 from ..records.status import plan_statuses
 from ..store import Store
 from ..store.schema import alarm_journal, alarms, history
+from .hazards import HazardData, hazard_data
 
 __all__ = [
     "PERIODS",
@@ -403,6 +404,7 @@ class ReportData:
     history_samples: int
     journal_entries: int
     connection_events: int
+    hazards: HazardData | None = None
 
     @property
     def empty(self) -> bool:
@@ -437,6 +439,7 @@ class ReportData:
             "devices": {k: v for k, v in stats.items() if k not in ("start", "end", "compliance")},
             "maintenance": self.maintenance.as_dict(),
             "trends": [t.summary(self.since) for t in self.trends],
+            **({"hazards": self.hazards.as_dict()} if self.hazards else {}),
         }
 
 
@@ -516,6 +519,7 @@ def build_report(
         history_samples=_count(store, history, since, until),
         journal_entries=_count(store, alarm_journal, since, until),
         connection_events=len(events),
+        hazards=hazard_data(store, since, until),
     )
 
 

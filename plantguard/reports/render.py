@@ -14,6 +14,7 @@ from ..records.stats import Compliance
 from . import page as pg
 from . import plots
 from .data import AlarmData, MaintenanceData, PointTrend, ReportData
+from .hazards import hazards_section
 
 __all__ = ["PERIOD_TITLES", "duration_text", "render_report"]
 
@@ -84,6 +85,8 @@ def render_report(data: ReportData, *, tz: dt.tzinfo | None = None) -> str:
     parts.append(_devices_section(data))
     parts.append(_maintenance_section(data.maintenance, clock))
     parts.append(_trends_section(data.trends, data.since, data.until, clock))
+    if data.hazards is not None:
+        parts.append(hazards_section(data.hazards, clock))
     parts.append(pg.signature_block(("Prepared by", "Reviewed by", "Approved by")))
     return pg.page(
         title,

@@ -2,6 +2,7 @@
 
 from . import audit as _audit  # noqa: F401 - registers the tables
 from . import records_schema as _records_schema  # noqa: F401 - registers the tables
+from . import risk_schema as _risk_schema  # noqa: F401 - registers the tables
 from .store import (
     NotAPlantGuardStore,
     Store,

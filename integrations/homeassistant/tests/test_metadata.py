@@ -40,12 +40,12 @@ def test_every_action_has_fields_strings_and_an_icon() -> None:
     assert set(described) == set(strings) == set(icons)
     for name, action in described.items():
         assert set(action["fields"]) == set(strings[name]["fields"]), name
-    assert set(services.ALARM_ACTIONS) | {"record_maintenance"} == set(described)
+    assert set(services.ALARM_ACTIONS) | {"record_maintenance", "report_hazard"} == set(described)
 
 
 def test_every_refusal_has_a_message() -> None:
     exceptions = _json("strings.json")["exceptions"]
-    for _cls, key in services._REFUSALS.values():
+    for _cls, key in [*services._REFUSALS.values(), *services._HAZARD_REFUSALS.values()]:
         assert key in exceptions
 
 

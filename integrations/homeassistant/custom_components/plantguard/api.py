@@ -206,6 +206,11 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _value_of(variant: Any) -> Any:
+    """A method's output argument (a Variant) as a plain value."""
+    return variant.Value if isinstance(variant, ua.Variant) else variant
+
+
 def _aware(value: datetime) -> datetime:
     """OPC UA DateTimes are UTC; asyncua hands some out without a zone."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
@@ -631,7 +636,8 @@ class GatewayClient:
 
     # --- actions ------------------------------------------------------------------------
 
-    async def _call(self, object_path: str, method: ua.NodeId, *args: ua.Variant) -> None:
+    async def _call(self, object_path: str, method: ua.NodeId, *args: ua.Variant) -> list[Any]:
+        """Call ``method`` on the object at ``object_path``; return its output values."""
         request = ua.CallMethodRequest()
         request.ObjectId = _string_node(object_path, self._ns)
         request.MethodId = method
@@ -643,6 +649,7 @@ class GatewayClient:
         status = result.StatusCode
         if status is not None and not status.is_good():
             raise ActionRefused(status.name)
+        return [_value_of(output) for output in result.OutputArguments or []]
 
     async def read_event_id(self, alarm: AlarmInfo) -> bytes | None:
         """The condition's latest EventId (what Acknowledge, Confirm and AddComment name)."""
@@ -719,6 +726,24 @@ class GatewayClient:
         ]
         method = _string_node(f"{device.key}.RecordMaintenance", self._ns)
         await self._call(device.key, method, *strings)
+
+    async def report_hazard(
+        self, site: str, title: str, description: str, device_id: str, point_id: str
+    ) -> str:
+        """Call the site's ``ReportHazard`` and return the hidden danger's id.
+
+        Arguments, all strings: Title, Description, Device, Point (the gateway's
+        ids, empty for none).  The gateway has the method when its risk plugin
+        reports hidden dangers; it checks the session's role (operator and
+        above) and the ids, and journals the report with the account's name.
+        """
+        strings = [
+            ua.Variant(text, ua.VariantType.String)
+            for text in (title, description, device_id, point_id)
+        ]
+        method = _string_node(f"{site}.ReportHazard", self._ns)
+        outputs = await self._call(site, method, *strings)
+        return _text(outputs[0]) if outputs else ""
 
 
 class _Handler:

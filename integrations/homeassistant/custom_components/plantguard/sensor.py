@@ -1,4 +1,12 @@
-"""Sensors: numeric points, each alarm's ISA-18.2 state, device status and alarm counts."""
+"""Sensors: numeric points, each alarm's ISA-18.2 state, device status and alarm counts.
+
+The early-warning index of the risk plugin is a virtual device whose points are
+the index, its warning ``level`` and its components (docs/safety.md).  Each is a
+sensor like any point; the index sensor also carries the level and the
+components as attributes, so one entity says both how bad it is and why.  A
+device is recognised as such by its points, as the gateway's reports do: it has
+an ``index`` and a ``level`` point.
+"""
 
 from __future__ import annotations
 
@@ -59,6 +67,20 @@ UNACKNOWLEDGED_STATES = {
     AlarmState.LATCHED_UNACKNOWLEDGED,
 }
 
+#: The early-warning index's components, as its virtual device's points are named.
+INDEX_COMPONENTS = (
+    "alarms_unack",
+    "alarms_standing",
+    "hazards_open",
+    "rectification_overdue",
+    "inspections_overdue",
+    "risk_controls_overdue",
+    "detection_flags",
+    "device_unavailability",
+)
+#: The ``level`` point's value → the warning level (预警等级).
+WARNING_LEVELS = {1: "blue", 2: "yellow", 3: "orange", 4: "red"}
+
 
 @dataclass(frozen=True, kw_only=True)
 class PlantGuardSensorEntityDescription(SensorEntityDescription):
@@ -103,8 +125,37 @@ def _status_of(data: PlantGuardData, device_key: str) -> str | None:
     return device.status
 
 
-def _point(point: PointInfo) -> PlantGuardSensorEntityDescription:
+def _is_index(point: PointInfo, device: DeviceInfo) -> bool:
+    """``point`` is the early-warning index: its device also has a ``level`` point."""
+    return point.point_id == "index" and any(p.point_id == "level" for p in device.points)
+
+
+def _sample(data: PlantGuardData, key: str) -> float | None:
+    sample = data.points.get(key)
+    if sample is None or sample.value is None or sample.bad:
+        return None
+    return float(sample.value)
+
+
+def _index_attributes(device: DeviceInfo) -> Callable[[PlantGuardData], dict[str, Any]]:
+    """The warning level and the components beside the index (those the device has)."""
+    siblings = {p.point_id: p.key for p in device.points}
+    level_key = siblings["level"]
+    components = {name: siblings[name] for name in INDEX_COMPONENTS if name in siblings}
+
+    def attributes(data: PlantGuardData) -> dict[str, Any]:
+        level = _sample(data, level_key)
+        return {
+            "level": WARNING_LEVELS.get(round(level)) if level is not None else None,
+            **{name: _sample(data, key) for name, key in components.items()},
+        }
+
+    return attributes
+
+
+def _point(point: PointInfo, device: DeviceInfo) -> PlantGuardSensorEntityDescription:
     key = point.key
+    index = _index_attributes(device) if _is_index(point, device) else None
 
     def value(data: PlantGuardData) -> StateType:
         sample = data.points.get(key)
@@ -118,7 +169,8 @@ def _point(point: PointInfo) -> PlantGuardSensorEntityDescription:
 
     def attributes(data: PlantGuardData) -> dict[str, Any]:
         sample = data.points.get(key)
-        return {"quality": sample.quality if sample is not None else None}
+        quality = {"quality": sample.quality if sample is not None else None}
+        return quality if index is None else quality | index(data)
 
     return PlantGuardSensorEntityDescription(
         key=key,
@@ -195,7 +247,7 @@ async def async_setup_entry(
         for device in coordinator.data.model.devices:
             descriptions = [
                 _device_status(device),
-                *(_point(p) for p in device.points if p.data_type != "bool"),
+                *(_point(p, device) for p in device.points if p.data_type != "bool"),
                 *(_alarm(a) for a in device.alarms),
             ]
             for description in descriptions:

@@ -3,11 +3,13 @@
 Alarms: acknowledge, confirm, add a comment, shelve and unshelve, remove from
 service and place in service (Part 9 Acknowledge, Confirm, AddComment,
 TimedShelve/OneShotShelve/Unshelve, RemoveFromService/PlaceInService); devices:
-record maintenance (the device's RecordMaintenance).  The gateway checks the
-role of the account the integration logs in with, journals the action and
-publishes it to every other client.  The gateway journals that account; the
-Home Assistant user who acted is named in the comment (``[Home Assistant:
-Alice] …``), so the journal answers "who" for a shared account too.
+record maintenance (the device's RecordMaintenance); the site: report a hidden
+danger (隐患, the site's ReportHazard, which the gateway offers with its risk
+plugin).  The gateway checks the role of the account the integration logs in
+with, journals the action and publishes it to every other client.  The gateway
+journals that account; the Home Assistant user who acted is named in the comment
+(``[Home Assistant: Alice] …``, for a hidden danger in its description), so the
+journal answers "who" for a shared account too.
 
 Gateway refusals are mapped to Home Assistant errors in one place,
 :func:`_raise_for`.
@@ -22,7 +24,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import ATTR_ENTITY_ID
-from homeassistant.core import Context, HomeAssistant, ServiceCall, callback
+from homeassistant.core import (
+    Context,
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import (
     config_validation as cv,
@@ -34,11 +43,16 @@ import voluptuous as vol
 from .api import ActionRefused, GatewayClient, PlantGuardError
 from .const import (
     ATTR_COMMENT,
+    ATTR_CONFIG_ENTRY_ID,
+    ATTR_DESCRIPTION,
+    ATTR_DEVICE,
     ATTR_DEVICE_ID,
     ATTR_DURATION,
     ATTR_PLAN,
+    ATTR_POINT,
     ATTR_RESULT,
     ATTR_SUMMARY,
+    ATTR_TITLE,
     DOMAIN,
     HA_USER_PREFIX,
     SERVICE_ACKNOWLEDGE,
@@ -47,6 +61,7 @@ from .const import (
     SERVICE_PLACE_IN_SERVICE,
     SERVICE_RECORD_MAINTENANCE,
     SERVICE_REMOVE_FROM_SERVICE,
+    SERVICE_REPORT_HAZARD,
     SERVICE_SHELVE,
     SERVICE_UNSHELVE,
 )
@@ -70,6 +85,15 @@ _REFUSALS: dict[str, tuple[type[HomeAssistantError], str]] = {
     "BadConditionDisabled": (ServiceValidationError, "alarm_disabled"),
 }
 
+#: ReportHazard's refusals, before :data:`_REFUSALS`: the gateway checks the device
+#: and point ids and the title; a gateway without the risk plugin has no method.
+_HAZARD_REFUSALS: dict[str, tuple[type[HomeAssistantError], str]] = {
+    "BadInvalidArgument": (ServiceValidationError, "hazard_invalid"),
+    # No ReportHazard node (asyncua answers BadNodeIdInvalid for a method it lacks).
+    "BadMethodInvalid": (HomeAssistantError, "hazards_not_offered"),
+    "BadNodeIdInvalid": (HomeAssistantError, "hazards_not_offered"),
+}
+
 RESULTS = ["completed", "partial", "not_done"]
 
 ALARM_SCHEMA = vol.Schema({vol.Required(ATTR_ENTITY_ID): cv.entity_ids})
@@ -90,12 +114,26 @@ RECORD_SCHEMA = vol.Schema(
         vol.Optional(ATTR_RESULT, default="completed"): vol.In(RESULTS),
     }
 )
+REPORT_HAZARD_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_TITLE): vol.All(cv.string, vol.Strip, vol.Length(min=1)),
+        vol.Optional(ATTR_DESCRIPTION, default=""): cv.string,
+        vol.Optional(ATTR_DEVICE): cv.string,
+        vol.Optional(ATTR_POINT): cv.entity_id,
+        vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
+    }
+)
 
 
-def _raise_for(err: PlantGuardError, account: str | None) -> NoReturn:
+def _raise_for(
+    err: PlantGuardError,
+    account: str | None,
+    refusals: Mapping[str, tuple[type[HomeAssistantError], str]] | None = None,
+) -> NoReturn:
     """Turn a client error into the Home Assistant error the user sees."""
     if isinstance(err, ActionRefused):
-        cls, key = _REFUSALS.get(err.status, (HomeAssistantError, "action_refused"))
+        found = (refusals or {}).get(err.status) or _REFUSALS.get(err.status)
+        cls, key = found or (HomeAssistantError, "action_refused")
         raise cls(
             translation_domain=DOMAIN,
             translation_key=key,
@@ -307,6 +345,96 @@ def _maintained_device(hass: HomeAssistant, device_id: str) -> tuple[PlantGuardC
     )
 
 
+def _entry_coordinator(hass: HomeAssistant, entry_id: str) -> PlantGuardCoordinator:
+    """The coordinator of a loaded PlantGuard config entry."""
+    entry = hass.config_entries.async_get_entry(entry_id)
+    if entry is None or entry.domain != DOMAIN:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="unknown_entry",
+            translation_placeholders={"entry": entry_id},
+        )
+    if entry.state is not ConfigEntryState.LOADED:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="entry_not_loaded",
+            translation_placeholders={"entry": entry.title},
+        )
+    coordinator: PlantGuardCoordinator = entry.runtime_data.coordinator
+    return coordinator
+
+
+def _point_entity(hass: HomeAssistant, entity_id: str) -> tuple[PlantGuardCoordinator, str]:
+    """The gateway and the gateway's point id (``device.point``) of a point's sensor."""
+    entity = er.async_get(hass).async_get(entity_id)
+    if entity is not None and entity.platform == DOMAIN and entity.config_entry_id:
+        coordinator = _entry_coordinator(hass, entity.config_entry_id)
+        model = coordinator.data.model
+        point = model.points.get(entity.unique_id.removeprefix(f"{coordinator.uri}-"))
+        device = model.device(point.device_key) if point is not None else None
+        if point is not None and device is not None:
+            return coordinator, f"{device.device_id}.{point.point_id}"
+    raise ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key="not_a_point",
+        translation_placeholders={"entity_id": entity_id},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HazardTarget:
+    """Where a hidden danger is reported: the gateway, and the gateway's device and point."""
+
+    coordinator: PlantGuardCoordinator
+    device_id: str = ""
+    point_id: str = ""
+
+
+def _hazard_target(hass: HomeAssistant, data: Mapping[str, Any]) -> HazardTarget:
+    """The gateway named by the call's device, point or config entry — the same one if
+    several are given; the only loaded gateway if none is."""
+    found: list[PlantGuardCoordinator] = []
+    device_id = point_id = ""
+    if ATTR_POINT in data:
+        coordinator, point_id = _point_entity(hass, data[ATTR_POINT])
+        found.append(coordinator)
+    if ATTR_DEVICE in data:
+        coordinator, device_key = _maintained_device(hass, data[ATTR_DEVICE])
+        device = coordinator.data.model.device(device_key)
+        device_id = device.device_id if device is not None else ""
+        found.append(coordinator)
+    if ATTR_CONFIG_ENTRY_ID in data:
+        found.append(_entry_coordinator(hass, data[ATTR_CONFIG_ENTRY_ID]))
+    if not found:
+        loaded = hass.config_entries.async_loaded_entries(DOMAIN)
+        if len(loaded) != 1:
+            raise ServiceValidationError(translation_domain=DOMAIN, translation_key="which_gateway")
+        found.append(loaded[0].runtime_data.coordinator)
+    if any(c is not found[0] for c in found):
+        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="other_gateway")
+    return HazardTarget(found[0], device_id, point_id)
+
+
+async def async_report_hazard(
+    hass: HomeAssistant, data: Mapping[str, Any], context: Context | None
+) -> str:
+    """Report a hidden danger at the gateway; return its id there."""
+    target = _hazard_target(hass, data)
+    client = _connected_client(target.coordinator)
+    user = await async_user_name(hass, context)
+    parts = (HA_USER_PREFIX.format(user=user), data.get(ATTR_DESCRIPTION, "").strip())
+    try:
+        return await client.report_hazard(
+            target.coordinator.data.model.site_id,
+            data[ATTR_TITLE],
+            " ".join(part for part in parts if part),
+            target.device_id,
+            target.point_id,
+        )
+    except PlantGuardError as err:
+        _raise_for(err, client.username, _HAZARD_REFUSALS)
+
+
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the integration's actions."""
@@ -328,4 +456,16 @@ def async_setup_services(hass: HomeAssistant) -> None:
 
     hass.services.async_register(
         DOMAIN, SERVICE_RECORD_MAINTENANCE, record_maintenance, schema=RECORD_SCHEMA
+    )
+
+    async def report_hazard(call: ServiceCall) -> ServiceResponse:
+        hazard_id = await async_report_hazard(hass, call.data, call.context)
+        return {"hazard_id": hazard_id}
+
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_REPORT_HAZARD,
+        report_hazard,
+        schema=REPORT_HAZARD_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
     )
