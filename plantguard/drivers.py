@@ -48,7 +48,9 @@ class ReadResult:
 
     values: npt.NDArray[np.float64]
     quality: npt.NDArray[np.uint8]
-    source_time: float
+    #: One time for the whole block (a poll), or one per point (a driver whose
+    #: messages carry their own times, such as MQTT).
+    source_time: float | npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)

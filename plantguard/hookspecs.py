@@ -108,6 +108,9 @@ class DemoOptions:
     db: str
     #: ``"cycle"`` (alarm events every 90 s) or ``"none"``.
     scenario: str
+    #: ``HOST:PORT`` of an MQTT broker the demo also publishes to (Sparkplug B and
+    #: Home Assistant discovery), or None.
+    mqtt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,14 @@ def demo_site_text(options: DemoOptions) -> str:
         else "pki"
     )
     services.setdefault("opcua", {}).update(port=options.opcua_port, pki_dir=pki)
+    if options.mqtt:
+        broker, _, port = options.mqtt.rpartition(":")
+        services["mqtt_publish"] = {
+            "broker": {"host": broker, "port": int(port)},
+            "sparkplug": {"group_id": "plantguard-demo", "edge_node_id": "demo"},
+            "homeassistant": {"prefix": "homeassistant"},
+            "roles": {"operator": "operator", "homeassistant": "operator"},
+        }
     for area in data.get("areas", []):
         for device in area.get("devices", []):
             if device.get("driver") == "modbus":

@@ -1,0 +1,1 @@
+"""Publishes the gateway over MQTT: a Sparkplug B edge node and Home Assistant MQTT discovery."""
