@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import hashlib
 import hmac
 import secrets
@@ -155,15 +156,18 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(key, expected)
 
 
-# Checked when a user does not exist, so that a wrong name costs as long as a wrong password.
-_DUMMY_HASH = hash_password("", salt=b"\0" * _SALT_BYTES)
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked when a user does not exist, so that a wrong name costs as long as a wrong
+    password; made on first use, not at import (scrypt costs every command ~0.1 s)."""
+    return hash_password("", salt=b"\0" * _SALT_BYTES)
 
 
 def authenticate(directory: UserDirectory, name: str, password: str) -> Principal | None:
     """The principal for a correct name and password, else None (timing does not reveal which)."""
     record = directory.get_user(name)
     if record is None:
-        verify_password(password, _DUMMY_HASH)
+        verify_password(password, _dummy_hash())
         return None
     if not verify_password(password, record.password_hash):
         return None

@@ -10,8 +10,9 @@ Retention costs nothing while there is nothing to remove: the writer keeps the
 oldest source time in the store (one index lookup at start and after each
 purge, lowered by every write), so a flush only issues a ``DELETE`` when that
 time has fallen behind the cutoff.  The ``DELETE`` itself runs along the index
-on source time in bounded chunks (:meth:`Store.purge_history`), and on SQLite the
-freed pages then go back to the file system a bounded step per flush
+on source time in bounded chunks (:meth:`Store.purge_history`; on PostgreSQL the
+expired days' partitions are dropped whole first), and on SQLite the freed pages
+then go back to the file system a bounded step per flush
 (:meth:`Store.reclaim_space`).  See docs/history.md.
 """
 

@@ -9,6 +9,11 @@ missing) fails loudly instead of running a gateway without its Modbus driver.
 ``PLANTGUARD_PLUGINS`` (comma-separated entry-point names) restricts which
 plugins load, e.g. to run a site without the simulator, or to test one plugin.
 
+Importing this module is cheap (pluggy and the hook specifications): the kinds a
+plugin registers (drivers, rules, services, sinks) and the site loader are
+imported when a host starts or loads a site, so a command that needs no plugin
+(``plantguard --version``, ``trend``) never pays for numpy, pydantic or the store.
+
 Every hook but :func:`~plantguard.hookspecs.plantguard_demo_site` is called
 here one implementation at a time (not through ``pm.hook``), so that what a
 plugin registers, refuses or fails at is reported with the plugin's name, and one
@@ -31,17 +36,16 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from . import hookspecs
-from .config import LoadedSite, load_site
-from .drivers import DriverType
 from .errors import ConfigurationError
 from .hookspecs import CommandRun, DemoOptions, DemoSite
-from .rules import RuleType
-from .services import ServiceType
-from .sinks import AlarmSink
 
 if TYPE_CHECKING:
+    from .config import LoadedSite
+    from .drivers import DriverType
     from .model import Site
-    from .services import EngineView
+    from .rules import RuleType
+    from .services import EngineView, ServiceType
+    from .sinks import AlarmSink
 
 __all__ = [
     "BUILTIN_PLUGINS",
@@ -112,6 +116,8 @@ class CommandContext:
     def load_site(self, path: str | Path, overrides: Mapping[str, Any] | None = None) -> LoadedSite:
         """Read and validate a site file with this host's plugins; raises
         :class:`~plantguard.config.ConfigError` (the CLI shows it, exit status 2)."""
+        from .config import load_site
+
         return load_site(path, self.host, overrides)
 
 
@@ -181,6 +187,11 @@ class PluginHost(PluginRegistry):
                 "Hook names are listed in plantguard.hookspecs."
             ) from exc
         self._refuse_wrappers()
+        from .drivers import DriverType
+        from .rules import RuleType
+        from .services import ServiceType
+        from .sinks import AlarmSink
+
         self._call_register("plantguard_register_drivers", self.drivers, DriverType)
         self._call_register("plantguard_register_rules", self.rules, RuleType)
         self._call_register("plantguard_register_services", self.services, ServiceType)

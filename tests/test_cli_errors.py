@@ -100,6 +100,26 @@ def test_an_opcua_port_in_use_is_one_line_and_status_4(tmp_path: Path, held_port
     )
 
 
+@pytest.mark.parametrize(
+    ("held", "line"),
+    [
+        ("--opcua-port", "the OPC UA server cannot listen on 127.0.0.1:{port}"),
+        ("--modbus-port", "the plant simulator (Modbus TCP) cannot listen on 127.0.0.1:{port}"),
+    ],
+)
+def test_demo_on_a_busy_port_creates_no_database(
+    tmp_path: Path, held_port: int, held: str, line: str
+) -> None:
+    ports = {"--opcua-port": str(free_tcp_port()), "--modbus-port": str(free_tcp_port())}
+    ports[held] = str(held_port)
+    result = _run(
+        ["demo", *(a for kv in ports.items() for a in kv), "--db", "demo.db", "--duration", "5"],
+        tmp_path,
+    )
+    assert _one_line(result, EXIT_NETWORK).startswith(f"plantguard: {line.format(port=held_port)}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no demo.db, nothing else
+
+
 def test_a_database_server_that_is_down_stops_run_with_status_3(tmp_path: Path) -> None:
     url = _closed_port_url()
     site = _site(tmp_path, url)
@@ -235,3 +255,38 @@ def test_a_bad_scan_interval_does_not_hide_the_other_errors(tmp_path: Path) -> N
     err = result.stderr
     assert "scan_interval: Input should be greater than 0" in err
     assert "areas[0].devices[0].driver: unknown driver 'modbuss'" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["alarms", "ack", "tank1.level.limit", "--user", "alice"], "no password for alice"),
+        (["users", "add", "bob", "--role", "admin"], "no new password for bob"),
+    ],
+)
+def test_a_password_asked_without_a_terminal_is_one_line(
+    tmp_path: Path, argv: list[str], words: str
+) -> None:
+    """A script or a service with no terminal and no password variable: the refusal says
+    which variable to set, instead of getpass's echo warning and an EOFError."""
+    db = tmp_path / "plant.db"
+    Store(str(db)).close()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PLANTGUARD_PASSWORD", "PLANTGUARD_NEW_PASSWORD")
+    }
+    result = subprocess.run(
+        [*PLANTGUARD, *argv, "--db", str(db)],
+        cwd=tmp_path,
+        env={**env, "PYTHONWARNINGS": "ignore"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        start_new_session=True,  # no controlling terminal: /dev/tty cannot be opened
+    )
+    line = _one_line(result, 1)
+    assert words in line
+    assert "PLANTGUARD_" in line

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from conftest import POSTGRES_ENV
 
 from plantguard.cli import main
+from plantguard.errors import EXIT_STORE
 from plantguard.store import database_url, migrate
 from plantguard.store.state import head_revision
 
@@ -38,10 +39,10 @@ def test_init_check_upgrade_on_a_new_sqlite_file(
     store_target: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     status, _, err = run(capsys, "check", store_target)
-    assert status == 1
+    assert status == EXIT_STORE
     assert "no PlantGuard store" in one_line(err)
     status, _, err = run(capsys, "upgrade", store_target)
-    assert status == 1
+    assert status == EXIT_STORE
     assert "db init" in one_line(err)
 
     status, out, err = run(capsys, "init", store_target)
@@ -56,7 +57,7 @@ def test_init_check_upgrade_on_a_new_sqlite_file(
     assert "nothing to do" in one_line(out)
 
     status, _, err = run(capsys, "init", store_target)
-    assert status == 1
+    assert status == EXIT_STORE
     assert "already there" in one_line(err)
 
 
@@ -69,10 +70,10 @@ def test_upgrade_moves_a_store_that_is_behind_to_head(
     finally:
         engine.dispose()
     status, _, err = run(capsys, "check", store_target)
-    assert status == 1
+    assert status == EXIT_STORE
     assert f"behind: revision 0002, head {head_revision()}" in one_line(err)
     status, _, err = run(capsys, "init", store_target)
-    assert status == 1
+    assert status == EXIT_STORE
     assert "already there" in one_line(err)
 
     status, out, _ = run(capsys, "upgrade", store_target)
@@ -89,7 +90,7 @@ def test_a_database_of_something_else_is_left_alone(
         conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
     for action in ("check", "upgrade", "init"):
         status, _, err = run(capsys, action, str(path))
-        assert status == 1, action
+        assert status == EXIT_STORE, action
         assert "not a PlantGuard store" in one_line(err), action
     with sqlite3.connect(path) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -104,16 +105,16 @@ def test_an_unknown_revision_is_not_taken_for_a_plantguard_store(
         conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
         conn.execute("INSERT INTO alembic_version VALUES ('ae1027a6acf')")
     status, _, err = run(capsys, "check", str(path))
-    assert status == 1
+    assert status == EXIT_STORE
     assert "'ae1027a6acf', not one of PlantGuard's" in one_line(err)
-    assert run(capsys, "upgrade", str(path))[0] == 1
+    assert run(capsys, "upgrade", str(path))[0] == EXIT_STORE
 
 
 def test_check_does_not_create_the_sqlite_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "absent.db"
-    assert run(capsys, "check", str(path))[0] == 1
+    assert run(capsys, "check", str(path))[0] == EXIT_STORE
     assert not path.exists()
 
 
@@ -122,7 +123,7 @@ def test_check_does_not_create_the_sqlite_file(
     [
         ("foo://x/y", 2, "unknown database 'foo'"),
         ("mysql://u@127.0.0.1/db", 2, "driver for 'mysql' is not installed"),
-        ("postgresql://u@127.0.0.1:1/db", 1, "cannot connect"),
+        ("postgresql://u@127.0.0.1:1/db", EXIT_STORE, "cannot connect"),
         ("/nonexistent-dir-7c1/store.db", 2, "does not exist"),
     ],
 )
@@ -138,7 +139,7 @@ def test_expected_failures_are_one_line(
 
 def test_a_password_is_not_printed(capsys: pytest.CaptureFixture[str]) -> None:
     status, _, err = run(capsys, "check", "postgresql://u:s3cret@127.0.0.1:1/db")
-    assert status == 1
+    assert status == EXIT_STORE
     assert "s3cret" not in err
     assert "***" in one_line(err)
 
@@ -165,10 +166,10 @@ def test_init_creates_a_missing_postgresql_schema(
 ) -> None:
     url, schema = new_schema
     status, _, err = run(capsys, "check", url)
-    assert status == 1
+    assert status == EXIT_STORE
     assert f"schema {schema!r} does not exist" in one_line(err)
     status, _, err = run(capsys, "upgrade", url)
-    assert status == 1
+    assert status == EXIT_STORE
     assert "no PlantGuard store" in one_line(err)
 
     status, out, _ = run(capsys, "init", url)
@@ -189,4 +190,15 @@ def test_init_creates_a_missing_postgresql_schema(
         engine.dispose()
     assert {"history", "alarms", "alarm_journal", "users", "audit"} <= tables
     assert run(capsys, "check", url)[0] == 0
-    assert run(capsys, "init", url)[0] == 1
+    assert run(capsys, "init", url)[0] == EXIT_STORE
+
+
+def test_the_head_revision_constant_is_the_migrations_head() -> None:
+    """Opening a store compares with a constant (no alembic import); it must follow the
+    migrations folder, or every store would be taken for one of another version."""
+    from alembic.script import ScriptDirectory
+
+    from plantguard.store import state
+
+    script = ScriptDirectory(str(Path(state.__file__).with_name("migrations")))
+    assert script.get_current_head() == state.HEAD_REVISION

@@ -11,7 +11,8 @@ asyncua 2.1 lacks three things Alarms & Conditions need (docs/opcua.md lists the
    :class:`.event_filter.SubtypeAwareWhereClause`.
 3. **Events reaching more than one notifier, and ConditionRefresh per notifier.**
    :func:`deliver` and :func:`refresh` put events straight into the monitored
-   items watching the Server object or the alarm's device.
+   items watching the Server object or the alarm's device.  :func:`publish_events_now`
+   sends them without waiting for the end of the publishing interval.
 
 and PlantGuard does two things differently:
 
@@ -26,8 +27,9 @@ Adopting a newer asyncua should mean revisiting this module (and the queue
 handling in :mod:`.subscriptions`) only.  It uses ``AddressSpace._nodes`` and
 ``._datachange_callback_counter``, ``NodeManagementService._add_node``,
 ``MonitoredItemService._monitored_items``, ``._monitored_datachange``,
-``._monitored_events``, ``InternalSubscription._triggered_datachanges`` and
-``.enqueue_event``; a test exercises each path.
+``._monitored_events``, ``InternalSubscription._triggered_datachanges``, ``._triggered_events``,
+``._publishing_enabled`` and ``.enqueue_event``, and ``UaProcessor._publish_requests``;
+a test exercises each path.
 """
 
 from __future__ import annotations
@@ -665,6 +667,27 @@ async def deliver(server: Server, event: ConditionEvent, notifiers: Iterable[ua.
         for node in targets:
             for mid in list(mis._monitored_events.get(node, ())):
                 await _enqueue(mis, mid, event.at(node))
+
+
+async def publish_events_now(server: Server) -> None:
+    """Publish every client subscription holding events now, if its client has a
+    Publish request waiting, instead of at the end of its publishing interval.
+
+    An alarm event would otherwise wait up to one publishing interval (what an HMI
+    asks for: 100 ms to 1 s) after the scan that raised it, on top of the poll
+    that brought its value.  The notification message is the subscription's own
+    publish (asyncua's ``publish_results``, sequence numbers, acknowledgements and
+    Republish unchanged), only sooner; data changes queued by then go along.  A
+    subscription whose client has no request waiting is left to its publishing
+    cycle, which sends as soon as a request arrives: asking without a request
+    would count as a publishing cycle towards the subscription's lifetime.
+    """
+    for sub in list(server.iserver.subscription_service.subscriptions.values()):
+        if not sub._triggered_events or not sub._publishing_enabled:
+            continue
+        processor = getattr(sub.pub_request_callback, "__self__", None)
+        if isinstance(processor, UaProcessor) and processor._publish_requests:
+            await sub.publish_results()
 
 
 def subscription_exists(server: Server, subscription_id: int, mid: int | None = None) -> bool:

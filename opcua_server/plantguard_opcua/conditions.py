@@ -6,7 +6,8 @@ point variable, else the device) and the device as an event notifier of the
 Server object.  :class:`ConditionPublisher` listens to the alarm manager: for
 every transition it refreshes the condition's variables and sends one event
 with every standard field (:mod:`.events`) to subscribers of the Server object
-and of the device.
+and of the device, published at once (not at the end of the subscription's
+publishing interval: :func:`.compat.publish_events_now`).
 
 =============  ====================================  ==========================
 alarm kind     condition type                        condition class
@@ -275,6 +276,9 @@ class ConditionPublisher:
             disabled = t.status.out_of_service and t.action != Action.REMOVE_FROM_SERVICE
             if not disabled:
                 await compat.deliver(self.server, event, (event.emitting_node, info.device_node))
+        # The events go out now, not at the end of each subscription's publishing
+        # interval: an alarm reaches the HMI one poll after its value (plus processing).
+        await compat.publish_events_now(self.server)
 
     def fields_of(self, alarm_id: str) -> dict[str, ua.Variant]:
         """The fields of the alarm's last event, made now if it has none yet."""

@@ -10,6 +10,14 @@ the exit status of their class (:mod:`plantguard.errors`): 0 ok, 1 other
 expected failure, 2 usage or input (a bad site file or argument), 3 store,
 4 network or port, 141 stdout closed early (``| head``).  A traceback is shown
 for a bug, or with ``--debug``, once.
+
+Start-up costs only what the chosen command needs.  The built-in command
+modules import their heavy dependencies (the store, numpy, asyncua …) inside
+their handlers, so the parser of the built-in commands is cheap; the installed
+plugins are loaded only for a plugin's command, for the full ``--help`` listing
+and when a built-in handler first touches its plugin host (``run``, ``demo``,
+``check``, ``probe`` …).  ``plantguard --version`` or ``plantguard trend`` never
+import a plugin (``tests/test_cli_startup.py``).
 """
 
 from __future__ import annotations
@@ -21,13 +29,10 @@ import os
 import sqlite3
 import sys
 import traceback
-from collections.abc import Callable, Sequence
-
-import sqlalchemy as sa
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
 from .. import __version__
-from ..build import StartError, url_problem
-from ..config import ConfigError
 from ..errors import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILURE,
@@ -38,7 +43,6 @@ from ..errors import (
     one_line,
 )
 from ..host import Command, CommandContext, PluginHost, default_host
-from ..store import database_url
 from . import acceptance, alarms, db, history, probe, records, report, serve, site, users
 from .common import demo_site_text
 
@@ -59,8 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in arguments[: _first_command(arguments)]
     args: argparse.Namespace | None = None
     try:
-        host = default_host()
-        parser = build_parser(host)
+        parser, sub = _builtin_parser()
+        if _needs_plugins(arguments, sub.choices):
+            host = default_host()
+            _add_plugin_commands(sub, host)
+        else:
+            host = cast(PluginHost, _DeferredHost())
         args = parser.parse_args(arguments)
         _configure_logging(args.log_level, debug=args.debug)
         if getattr(args, "func", None) is None:
@@ -68,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         target = getattr(args, "db", None)
         # `check` lists a bad --db with the site file's issues.
-        problem = url_problem(target) if isinstance(target, str) else None
+        problem = _url_problem(target) if isinstance(target, str) else None
         if problem is not None and args.command != "check":
             raise UsageError(f"--db: {problem}")
         status = int(args.func(args, host))
@@ -78,13 +86,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _broken_pipe()
     except PlantGuardError as exc:
         return _failed(exc, debug)
-    except (sa.exc.SQLAlchemyError, sqlite3.DatabaseError) as exc:
+    except Exception as exc:
         store_failure = _store_failure(exc, getattr(args, "db", None))
         if store_failure is None:
             return _bug(exc)
         return _failed(store_failure, debug, cause=exc)
-    except Exception as exc:
-        return _bug(exc)
+
+
+def _needs_plugins(arguments: Sequence[str], builtin: Mapping[str, object]) -> bool:
+    """Whether the parser needs the plugins' commands: for a command that is not
+    built in (a plugin's, or a typo argparse lists the choices for) and for the
+    full ``--help``; not for a built-in command or ``--version``."""
+    first = _first_command(arguments)
+    if {"-h", "--help"} & set(arguments[:first]):
+        return True  # `plantguard --help [...]`: the full listing
+    if first < len(arguments):
+        return arguments[first] not in builtin
+    return "--version" not in arguments
+
+
+class _DeferredHost:
+    """A built-in command's plugin host, loaded and started when the handler first
+    uses it: ``run`` or ``check`` load the plugins as before, ``trend`` never does."""
+
+    def __init__(self) -> None:
+        self._host: PluginHost | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._host is None:
+            self._host = default_host()
+        return getattr(self._host, name)
+
+
+def _url_problem(target: str) -> str | None:
+    """:func:`plantguard.build.url_problem` of ``--db``.  A value without a colon is
+    a SQLite file path, which that check always passes (the file itself is checked
+    when the store is opened): ``trend --db plant.db`` need not import the builder."""
+    if ":" not in target:
+        return None
+    from ..build import url_problem
+
+    return url_problem(target)
 
 
 def _first_command(arguments: Sequence[str]) -> int:
@@ -116,20 +158,36 @@ def _failed(exc: PlantGuardError, debug: bool, *, cause: BaseException | None = 
     """One expected failure: its message on stderr (the traceback too with --debug)."""
     if debug:
         traceback.print_exception(cause or exc)
-    if isinstance(exc, StartError) and len(exc.issues) == 1:
-        message = f"cannot start: {exc.issues[0]}"
-    elif isinstance(exc, StartError):
-        message = f"cannot start:\n{exc}"
-    elif isinstance(exc, ConfigError):
-        message = f"invalid configuration:\n{exc}"
-    else:
-        message = one_line(exc) or type(exc).__name__
-    _say(f"plantguard: {message}")
+    _say(f"plantguard: {_message(exc)}")
     return exc.exit_status
+
+
+def _message(exc: PlantGuardError) -> str:
+    # A StartError or ConfigError can only come from a module that was imported:
+    # the check imports neither for a command that never loaded them.
+    if "plantguard.build" in sys.modules:
+        from ..build import StartError
+
+        if isinstance(exc, StartError):
+            if len(exc.issues) == 1:
+                return f"cannot start: {exc.issues[0]}"
+            return f"cannot start:\n{exc}"
+    if "plantguard.config" in sys.modules:
+        from ..config import ConfigError
+
+        if isinstance(exc, ConfigError):
+            return f"invalid configuration:\n{exc}"
+    return one_line(exc) or type(exc).__name__
 
 
 def _store_failure(exc: BaseException, target: object) -> PlantGuardError | None:
     """The store error a database exception means (None: not one PlantGuard expects)."""
+    if "sqlalchemy" not in sys.modules and not isinstance(exc, sqlite3.DatabaseError):
+        return None  # SQLAlchemy never imported: no store was touched
+    import sqlalchemy as sa
+
+    if not isinstance(exc, (sa.exc.SQLAlchemyError, sqlite3.DatabaseError)):
+        return None
     where = f" {_shown(target)}" if isinstance(target, str) else ""
     reason = one_line(getattr(exc, "orig", None) or exc)
     if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
@@ -147,6 +205,10 @@ def _store_failure(exc: BaseException, target: object) -> PlantGuardError | None
 
 def _shown(target: str) -> str:
     """``--db`` as shown in messages: a URL without its password."""
+    import sqlalchemy as sa
+
+    from ..store import database_url
+
     try:
         return sa.make_url(database_url(target)).render_as_string(hide_password=True)
     except (sa.exc.ArgumentError, ValueError):
@@ -184,6 +246,14 @@ def _say(line: str) -> None:
 
 
 def build_parser(host: PluginHost) -> argparse.ArgumentParser:
+    """The parser of every command: the built-in ones and those of ``host``'s plugins."""
+    parser, sub = _builtin_parser()
+    _add_plugin_commands(sub, host)
+    return parser
+
+
+def _builtin_parser() -> tuple[argparse.ArgumentParser, Any]:
+    """The parser of the built-in commands, and its sub-parsers action."""
     parser = argparse.ArgumentParser(
         prog="plantguard",
         description="IoT safety-production monitoring and early-warning gateway.",
@@ -200,11 +270,14 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.add_commands(sub)
+    return parser, sub
+
+
+def _add_plugin_commands(sub: Any, host: PluginHost) -> None:
     for command in host.commands.values():
         p = sub.add_parser(command.name, help=command.help)
         command.configure(p)
         p.set_defaults(func=_plugin_command(command))
-    return parser
 
 
 def _plugin_command(command: Command) -> Callable[[argparse.Namespace, PluginHost], int]:

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import getpass
 import json
-import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..acceptance import AcceptanceRefused, Options, Record, Status, render_html, run
-from ..config import ConfigError
-from ..host import PluginHost
+from .acting import password_for
 from .common import SubParsers, open_store, site_store_url
+
+if TYPE_CHECKING:
+    from ..acceptance import Record
+    from ..host import PluginHost
 
 __all__ = ["add_commands"]
 
@@ -61,6 +61,12 @@ def _targets(args: argparse.Namespace, record: Record) -> tuple[Path | None, Pat
 
 
 def _acceptance(args: argparse.Namespace, host: PluginHost) -> int:
+    import asyncio
+
+    # The acceptance runner imports asyncua, pymodbus and the store: only this command needs them.
+    from ..acceptance import AcceptanceRefused, Options, render_html, run
+    from ..config import ConfigError
+
     if args.output is not None and (args.html is not None or args.json is not None):
         print(
             "plantguard acceptance: give --output DIR or --html/--json, not both", file=sys.stderr
@@ -75,8 +81,7 @@ def _acceptance(args: argparse.Namespace, host: PluginHost) -> int:
             pass
     password = ""
     if args.actor:
-        env = os.environ.get("PLANTGUARD_PASSWORD")
-        password = env if env is not None else getpass.getpass(f"password for {args.actor}: ")
+        password = password_for(args.actor)
     options = Options(args.site, args.db, args.actor, password, device_timeout=args.device_timeout)
     try:
         record = asyncio.run(run(options, host))
@@ -99,6 +104,8 @@ def _acceptance(args: argparse.Namespace, host: PluginHost) -> int:
 
 
 def _print(record: Record, html_path: Path | None, json_path: Path | None) -> None:
+    from ..acceptance import Status
+
     width = max((len(i.id) for i in record.items), default=10)
     for item in record.items:
         print(f"{item.status.label:<8} {item.id:<{width}}  {item.summary}")

@@ -17,25 +17,72 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import sys
+from typing import TYPE_CHECKING
 
-from ..auth import Principal, Role, authenticate
 from ..errors import PermissionDenied
-from ..store import Store
 
-__all__ = ["ActorRefused", "acting_principal", "add_actor_argument"]
+if TYPE_CHECKING:
+    from ..auth import Principal, Role
+    from ..store import Store
+
+__all__ = [
+    "ROLE_LABELS",
+    "ActorRefused",
+    "acting_principal",
+    "add_actor_argument",
+    "password_for",
+]
+
+#: The labels of :class:`plantguard.auth.Role`, lowest first.  Parsers name roles by
+#: label: importing :mod:`plantguard.auth` (which derives a password hash when
+#: loaded) is left to the commands that check a password.
+#: tests/test_cli_startup.py keeps this equal to the enum.
+ROLE_LABELS = ("viewer", "operator", "engineer", "admin")
 
 
 class ActorRefused(PermissionDenied):
     """No acting user, a wrong password, or a role too low for the command."""
 
 
-def add_actor_argument(parser: argparse.ArgumentParser, role: Role) -> None:
-    """``--as NAME``, required by the command for a user of ``role`` or above."""
+def password_for(
+    name: str, *, variable: str = "PLANTGUARD_PASSWORD", what: str = "password"
+) -> str:
+    """``$variable`` if set, else asked at the terminal; without a terminal (a script, a
+    pipe, cron) a refusal that says which variable to set, not an EOFError."""
+    password = os.environ.get(variable)
+    if password is not None:
+        return password
+    refusal = ActorRefused(
+        f"no {what} for {name}: set {variable} or run the command from a terminal"
+    )
+    if not _have_terminal():
+        raise refusal  # getpass would warn that it echoes, then fail on end of input
+    try:
+        return getpass.getpass(f"{what} for {name}: ")
+    except EOFError:
+        raise refusal from None
+
+
+def _have_terminal() -> bool:
+    try:
+        with open("/dev/tty", "rb"):
+            return True
+    except OSError:
+        return sys.stdin is not None and sys.stdin.isatty()
+
+
+def add_actor_argument(parser: argparse.ArgumentParser, role: Role | str) -> None:
+    """``--as NAME``, required by the command for a user of ``role`` (a Role or one of
+    :data:`ROLE_LABELS`) or above."""
+    label = role if isinstance(role, str) else role.label
+    if label not in ROLE_LABELS:
+        raise ValueError(f"unknown role {role!r} (one of {', '.join(ROLE_LABELS)})")
     parser.add_argument(
         "--as",
         dest="actor",
         metavar="NAME",
-        help=f"who does this: a user with the {role.label} role or above "
+        help=f"who does this: a user with the {label} role or above "
         "(password from PLANTGUARD_PASSWORD or a prompt); journalled with the change",
     )
     parser.set_defaults(actor_role=role)
@@ -43,14 +90,14 @@ def add_actor_argument(parser: argparse.ArgumentParser, role: Role) -> None:
 
 def acting_principal(store: Store, args: argparse.Namespace, what: str) -> Principal:
     """The authenticated user behind ``args.actor``, allowed to do ``what``."""
-    role: Role = args.actor_role
+    from ..auth import Role, authenticate
+
+    given: Role | str = args.actor_role
+    role = Role.parse(given) if isinstance(given, str) else given
     name = args.actor
     if not name:
         raise ActorRefused(f"say who you are: {what} needs --as NAME (a {role.label} or above)")
-    password = os.environ.get("PLANTGUARD_PASSWORD")
-    if password is None:
-        password = getpass.getpass(f"password for {name}: ")
-    principal = authenticate(store.users, name, password)
+    principal = authenticate(store.users, name, password_for(name))
     if principal is None:
         raise ActorRefused("wrong user name or password")
     if not principal.may(role):

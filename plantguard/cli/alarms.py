@@ -14,26 +14,21 @@ a running gateway is acted on through OPC UA.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
-import getpass
 import json
-import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
-from ..alarms import Action, AlarmError, AlarmManager, AlarmStatus
-from ..auth import authenticate
-from ..host import PluginHost
-from ..kpi import JournalEntry, KpiReport, compute_kpis, parse_duration
-from ..model import AlarmDefinition, Priority
-from ..store import Store
-from ..store.lease import LeaseHeld
-from ..store.schema import alarms as alarms_table
+from .acting import password_for
 from .common import SubParsers, add_db_argument, did_you_mean, fmt_time, open_store
+
+if TYPE_CHECKING:
+    from ..alarms import AlarmStatus
+    from ..host import PluginHost
+    from ..kpi import KpiReport
+    from ..model import AlarmDefinition
+    from ..store import Store
 
 __all__ = ["add_commands"]
 
@@ -150,6 +145,8 @@ def _list(args: argparse.Namespace, host: PluginHost) -> int:
 
 
 def _journal(args: argparse.Namespace, host: PluginHost) -> int:
+    from ..kpi import parse_duration
+
     since = time.time() - parse_duration(args.since) if args.since else 0.0
     with open_store(args) as store:
         if args.alarm and (unknown := _unknown_alarm(store, args.alarm)):
@@ -192,6 +189,11 @@ def _journal(args: argparse.Namespace, host: PluginHost) -> int:
 
 
 def _definitions(store: Store) -> list[AlarmDefinition]:
+    import sqlalchemy as sa
+
+    from ..model import AlarmDefinition, Priority
+    from ..store.schema import alarms as alarms_table
+
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(alarms_table)).all()
     return [
@@ -214,9 +216,14 @@ def _unknown_alarm(store: Store, alarm_id: str) -> str | None:
 
 
 def _act(args: argparse.Namespace, host: PluginHost) -> int:
-    password = os.environ.get("PLANTGUARD_PASSWORD")
-    if password is None:
-        password = getpass.getpass(f"password for {args.user}: ")
+    import asyncio
+
+    from ..alarms import Action, AlarmError, AlarmManager
+    from ..auth import authenticate
+    from ..kpi import parse_duration
+    from ..store.lease import LeaseHeld
+
+    password = password_for(args.user)
     with open_store(args) as store:
         try:
             store.lease.check_free()
@@ -259,6 +266,8 @@ def _act(args: argparse.Namespace, host: PluginHost) -> int:
 
 
 def _kpi(args: argparse.Namespace, host: PluginHost) -> int:
+    from ..kpi import JournalEntry, compute_kpis, parse_duration
+
     until = time.time()
     since = until - parse_duration(args.since)
     with open_store(args) as store:

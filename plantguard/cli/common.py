@@ -1,25 +1,27 @@
-"""Pieces several commands share: the demo site, the store, time formatting."""
+"""Pieces several commands share: the demo site, the store, time formatting.
+
+Every command module imports this one while the parser is built, for every
+command line: it imports only the standard library at the top, and the store,
+pydantic and the site loader inside the functions that use them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import difflib
+import math
 import os
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from ..config import ConfigError, ConfigIssue, parse_yaml, validation_issues
 from ..hookspecs import DemoOptions
 from ..host import PluginHost, default_host
-from ..kpi import parse_duration
-from ..model import StoreSettings
-from ..store import Store
-from ..yamlsafe import MAX_BYTES, UnsafeYaml, decode
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 __all__ = [
     "DEMO_DB",
@@ -95,6 +97,12 @@ def site_store_url(path: Path) -> str:
     Only the ``store`` section is validated: what the store is does not depend on
     the plugins the rest of the file needs.
     """
+    from pydantic import ValidationError
+
+    from ..config import ConfigError, ConfigIssue, parse_yaml, validation_issues
+    from ..model import StoreSettings
+    from ..yamlsafe import MAX_BYTES, UnsafeYaml, decode
+
     try:
         with path.open("rb") as f:
             text = decode(f.read(MAX_BYTES + 1))
@@ -133,6 +141,8 @@ def open_store(args: argparse.Namespace | str) -> Iterator[Store]:
     Nothing is created or migrated.  No store there, or one behind this version,
     raises a :class:`~plantguard.errors.StoreError` (one line, exit status 3).
     """
+    from ..store import Store
+
     target = args if isinstance(args, str) else store_target(args)
     # StoreMissing / StoreBehind / … are plantguard.errors.StoreErrors: main() prints
     # their one line and exits with status 3.
@@ -154,7 +164,19 @@ def did_you_mean(kind: str, name: str, known: Iterable[str], *, where: str = "th
 
 
 def fmt_time(t: float) -> str:
-    return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    """Local time to the millisecond: ``2026-03-01 08:00:00.250``.
+
+    The same text as ``datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]``
+    (microseconds rounded as ``datetime`` rounds them, then cut to milliseconds), in
+    half the time: ``trend`` formats one per sample, 86,400 for a day of seconds.
+    """
+    frac, whole = math.modf(t)
+    micro = round(frac * 1e6)
+    if micro >= 1_000_000:
+        whole, micro = whole + 1, micro - 1_000_000
+    elif micro < 0:
+        whole, micro = whole - 1, micro + 1_000_000
+    return f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(whole))}.{micro // 1000:03d}"
 
 
 def demo_site_text(
@@ -175,6 +197,8 @@ _LONGEST = 100 * 365.25 * 86_400.0
 def duration_argument(text: str) -> float:
     """An argparse type for ``--since 30d``: :func:`plantguard.kpi.parse_duration`,
     with its error turned into argparse's usage error."""
+    from ..kpi import parse_duration
+
     try:
         value = parse_duration(text)
     except ValueError as exc:

@@ -6,7 +6,7 @@ PostgreSQL URL may name a schema of its own with
 missing.  Every expected failure (a bad URL, a driver not installed, a server
 that does not answer, no store, a store that is not PlantGuard's, a store behind
 this version) is one line on standard error and a non-zero status: 2 for a URL
-that cannot be used at all, 1 for the rest.
+that cannot be used at all, 3 (the store's status, as for every command) for the rest.
 
 What a PlantGuard store is, is said once, in :mod:`plantguard.store.state`, for
 these commands and for every other command opening a store.
@@ -17,15 +17,19 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
-from ..build import store_problem
-from ..host import PluginHost
-from ..store import Store, database_url
-from ..store.state import StoreState, head_revision, inspect_connection, pg_schema
-from ..store.state import one_line_error as _one_line
+from ..errors import EXIT_STORE
 from .common import SubParsers
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from ..host import PluginHost
+    from ..store.state import StoreState
+
+# SQLAlchemy, alembic and the store are imported by the functions that use them:
+# building the parser (for any command) imports none of them.
 
 __all__ = ["add_commands", "inspect_store"]
 
@@ -49,13 +53,15 @@ def add_commands(sub: SubParsers) -> None:
 class DbError(Exception):
     """An expected failure, with its one-line message and exit status."""
 
-    def __init__(self, message: str, status: int = 1) -> None:
+    def __init__(self, message: str, status: int = EXIT_STORE) -> None:
         super().__init__(message)
         self.status = status
 
 
 def shown(target: str) -> str:
     """``target`` with any password masked, for messages."""
+    import sqlalchemy as sa
+
     if "://" not in target:
         return target
     try:
@@ -65,6 +71,11 @@ def shown(target: str) -> str:
 
 
 def _engine(target: str) -> sa.Engine:
+    import sqlalchemy as sa
+
+    from ..build import store_problem
+    from ..store import database_url
+
     problem = store_problem(target)
     if problem is not None:
         raise DbError(f"{shown(target)}: {problem}", 2)
@@ -80,6 +91,11 @@ def _sqlite_file(engine: sa.Engine) -> Path | None:
 
 def inspect_store(target: str) -> StoreState:
     """What is at ``target``; connects (without creating anything) to find out."""
+    import sqlalchemy as sa
+
+    from ..store.state import StoreState, inspect_connection
+    from ..store.state import one_line_error as _one_line
+
     engine = _engine(target)
     try:
         sqlite_file = _sqlite_file(engine)
@@ -123,6 +139,11 @@ def _check(args: argparse.Namespace, host: PluginHost) -> int:
 
 def _create_schema(target: str) -> bool:
     """Create the PostgreSQL schema ``target`` names if missing; whether it was created."""
+    import sqlalchemy as sa
+
+    from ..store.state import one_line_error as _one_line
+    from ..store.state import pg_schema
+
     engine = _engine(target)
     try:
         schema = pg_schema(engine.url)
@@ -145,6 +166,11 @@ def _create_schema(target: str) -> bool:
 
 def _migrate(target: str) -> None:
     """Open the store (which migrates it to head) and close it again."""
+    import sqlalchemy as sa
+
+    from ..store import Store
+    from ..store.state import one_line_error as _one_line
+
     try:
         Store(target).close()
     except sa.exc.SQLAlchemyError as exc:
@@ -152,6 +178,11 @@ def _migrate(target: str) -> None:
 
 
 def do_init(target: str) -> str:
+    import sqlalchemy as sa
+
+    from ..store import database_url
+    from ..store.state import pg_schema
+
     state = inspect_store(target)
     if state.kind in ("current", "behind"):
         raise DbError(
@@ -190,6 +221,8 @@ def do_upgrade(target: str) -> str:
 
 
 def do_check(target: str) -> str:
+    from ..store.state import head_revision
+
     state = inspect_store(target)
     if state.kind == "current":
         return f"{shown(target)}: PlantGuard store, revision {state.revision} (current)"

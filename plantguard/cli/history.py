@@ -20,11 +20,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from ..host import PluginHost
-from ..kpi import parse_duration
 from .common import SubParsers, add_db_argument, fmt_time, open_store
+
+if TYPE_CHECKING:
+    from ..host import PluginHost
 
 __all__ = ["When", "add_commands", "when_argument"]
 
@@ -48,6 +49,8 @@ class When:
 
 def when_argument(text: str) -> When:
     """argparse type: ``now``, an ISO 8601 time (local unless it has an offset), or a duration."""
+    from ..kpi import parse_duration  # here: the parser of every command is built without it
+
     text = text.strip()
     if text.lower() == "now":
         return When(ago=0.0)
@@ -172,8 +175,10 @@ def _trend(args: argparse.Namespace, host: PluginHost) -> int:
         except UnknownPoints as exc:
             print(f"plantguard: {exc}", file=sys.stderr)
             return 2
-        trend = store.trend(args.point, start=since, end=until)
+        # One read of the samples: the CSV table is built from its own (which starts
+        # with the value before --since), the printed table from the trend.
         table = history_table(store, [args.point], since, until) if args.csv else None
+        trend = None if args.csv else store.trend(args.point, start=since, end=until)
         data = None
         if plot_format is not None:
             from ..reports.data import point_trend
@@ -193,18 +198,20 @@ def _trend(args: argparse.Namespace, host: PluginHost) -> int:
         print(f"plot written to {args.plot}", file=sys.stderr)
     try:
         if table is not None:
-            write_csv(table, sys.stdout)
+            samples = write_csv(table, sys.stdout)
         else:
+            assert trend is not None
+            samples = len(trend)
             rows = zip(
                 trend.time.tolist(), trend.value.tolist(), trend.quality.tolist(), strict=True
             )
-            for t, v, q in rows:
-                print(f"{fmt_time(t)}  {v:12.4f}  q={q}")
+            # one write of the whole text, not a print() per sample
+            sys.stdout.write("".join(f"{fmt_time(t)}  {v:12.4f}  q={q}\n" for t, v, q in rows))
         sys.stdout.flush()
     except BrokenPipeError:
         return _reader_gone()
     print(
-        f"{len(trend)} samples of {args.point} ({fmt_time(since)} – {fmt_time(until)})",
+        f"{samples} samples of {args.point} ({fmt_time(since)} – {fmt_time(until)})",
         file=sys.stderr,
     )
     return 0
@@ -233,6 +240,7 @@ def _output(path: Path | None) -> Iterator[TextIO]:
 
 
 def _export(args: argparse.Namespace, host: PluginHost) -> int:
+    from ..kpi import parse_duration
     from ..reports.history import (
         ParquetUnavailable,
         UnknownPoints,

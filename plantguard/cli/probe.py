@@ -8,26 +8,23 @@ site file or an unknown ``--device``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from ..config import load_site
-from ..host import PluginHost
-from ..probe import (
-    DEFAULT_TIMEOUT,
-    LIMIT_NAMES,
-    DeviceReport,
-    PointReport,
-    probe_site,
-    raw_text,
-    report_document,
-)
 from .common import SubParsers
 
+if TYPE_CHECKING:
+    from ..host import PluginHost
+    from ..probe import DeviceReport, PointReport
+
 __all__ = ["add_commands", "render_table"]
+
+#: :data:`plantguard.probe.DEFAULT_TIMEOUT`, repeated here so that building the parser
+#: does not import the prober (numpy, the drivers); tests/test_cli_startup.py keeps them equal.
+DEFAULT_TIMEOUT = 10.0
 
 _COLUMNS = ("point", "raw", "value", "quality", "unit", "range", "limits", "suspicious")
 
@@ -68,6 +65,11 @@ def _seconds(text: str) -> float:
 
 
 def _probe(args: argparse.Namespace, host: PluginHost) -> int:
+    import asyncio
+
+    from ..config import load_site
+    from ..probe import probe_site, report_document
+
     loaded = load_site(args.site, host)
     known = {d.id for d in loaded.site.devices}
     unknown = [d for d in args.device or () if d not in known]
@@ -130,6 +132,8 @@ def _device_block(report: DeviceReport) -> str:
 
 
 def _row(p: PointReport, report: DeviceReport) -> tuple[str, ...]:
+    from ..probe import LIMIT_NAMES, raw_text
+
     point = p.point
     local = point.id.removeprefix(f"{report.device.id}.")
     value = "-" if p.quality is None or math.isnan(p.value) else f"{p.value:.6g}"

@@ -17,30 +17,25 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..auth import Role
-from ..host import PluginHost
-from ..records.due import PlanStatus
-from ..records.exchange import DOCUMENTS, RecordImportError, dumps, guess_format, read_file
-from ..records.imports import import_items
-from ..records.models import (
-    EARLIEST_TIME,
-    LATEST_TIME,
-    MaintenanceKind,
-    MaintenanceRecord,
-    Measurement,
-    RecordKind,
-)
-from ..records.stats import statistics
-from ..records.status import plan_statuses
-from ..store import Store
-from ..store.audit import AuditLog
-from ..store.records import UnknownReference
 from .acting import acting_principal, add_actor_argument
 from .common import SubParsers, add_db_argument, did_you_mean, duration_argument, open_store
 
+if TYPE_CHECKING:
+    from ..host import PluginHost
+    from ..records.due import PlanStatus
+    from ..records.models import Measurement, RecordKind
+    from ..store import Store
+
+# The record models (pydantic), the store and SQLAlchemy are imported by the handlers,
+# so that building the parser for any command costs none of them.
+
 __all__ = ["add_commands", "write_schemas"]
+
+#: The values of :class:`plantguard.records.models.MaintenanceKind` (``--kind``), repeated
+#: so that the parser needs no model; tests/test_cli_startup.py keeps them equal.
+MAINTENANCE_KINDS = ("maintenance", "inspection", "calibration")
 
 SCHEMA_FILES: dict[RecordKind, str] = {
     "devices": "devices.schema.json",
@@ -111,7 +106,7 @@ def _import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", type=Path)
     p.add_argument("--format", choices=["json", "csv"], help="default: from the file name")
     add_db_argument(p, site=True)
-    add_actor_argument(p, Role.ENGINEER)
+    add_actor_argument(p, "engineer")
 
 
 def _export_args(p: argparse.ArgumentParser) -> None:
@@ -123,7 +118,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
 def _record_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", required=True)
     p.add_argument("--plan", help="the plan this work fulfils")
-    p.add_argument("--kind", choices=[k.value for k in MaintenanceKind])
+    p.add_argument("--kind", choices=MAINTENANCE_KINDS)
     p.add_argument("--performer", required=True)
     p.add_argument("--at", type=_aware_time, help="when it was done, ISO 8601 (default: now)")
     p.add_argument("--work", default="", help="work done")
@@ -139,10 +134,12 @@ def _record_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--next-due", type=dt.date.fromisoformat)
     p.add_argument("--id", help="record id (default: generated)")
     add_db_argument(p, site=True)
-    add_actor_argument(p, Role.OPERATOR)
+    add_actor_argument(p, "operator")
 
 
 def _aware_time(text: str) -> dt.datetime:
+    from ..records.models import EARLIEST_TIME, LATEST_TIME
+
     try:
         value = dt.datetime.fromisoformat(text)
     except ValueError:
@@ -181,6 +178,8 @@ def _devices_list(args: argparse.Namespace, host: PluginHost) -> int:
 
 
 def _devices_show(args: argparse.Namespace, host: PluginHost) -> int:
+    from ..records.status import plan_statuses
+
     with open_store(args) as store:
         device = store.records.device(args.device)
         if device is None:
@@ -234,6 +233,8 @@ def _unknown_device(store: Store, device_id: str) -> str:
 
 
 def _plans(args: argparse.Namespace, host: PluginHost) -> int:
+    from ..records.status import plan_statuses
+
     with open_store(args) as store:
         if args.device and store.records.device(args.device) is None:
             print(f"plantguard: {_unknown_device(store, args.device)}", file=sys.stderr)
@@ -251,6 +252,8 @@ def _plans(args: argparse.Namespace, host: PluginHost) -> int:
 
 
 def _due(args: argparse.Namespace, host: PluginHost) -> int:
+    from ..records.status import plan_statuses
+
     now = args.at.timestamp() if args.at else time.time()
     with open_store(args) as store:
         statuses = plan_statuses(store, now)
@@ -269,6 +272,10 @@ def _due(args: argparse.Namespace, host: PluginHost) -> int:
 
 
 def _record(args: argparse.Namespace, host: PluginHost) -> int:
+    from ..records.models import MaintenanceKind, MaintenanceRecord
+    from ..store.audit import AuditLog
+    from ..store.records import UnknownReference
+
     with open_store(args) as store:
         actor = acting_principal(store, args, "record maintenance").name  # refusals: cli.main
         if store.records.device(args.device) is None:
@@ -320,6 +327,8 @@ def _record(args: argparse.Namespace, host: PluginHost) -> int:
 
 
 def _measurement(text: str) -> Measurement:
+    from ..records.models import Measurement
+
     name, sep, rest = text.partition("=")
     if not sep:
         raise ValueError(f"--measurement {text!r}: expected NAME=VALUE[ UNIT]")
@@ -331,6 +340,10 @@ def _measurement(text: str) -> Measurement:
 
 
 def _import(args: argparse.Namespace, host: PluginHost) -> int:
+    from ..records.exchange import RecordImportError, guess_format, read_file
+    from ..records.imports import import_items
+    from ..store.audit import AuditLog
+
     kind: RecordKind = args.kind
     fmt = guess_format(args.file, args.format)
     try:
@@ -356,6 +369,8 @@ def _import(args: argparse.Namespace, host: PluginHost) -> int:
 
 
 def _export(args: argparse.Namespace, host: PluginHost) -> int:
+    from ..records.exchange import dumps
+
     kind: RecordKind = args.kind
     with open_store(args) as store:
         items: Sequence[Any]
@@ -387,6 +402,8 @@ def write_schemas(directory: Path) -> int:
 
 
 def schema_of(kind: RecordKind) -> dict[str, Any]:
+    from ..records.exchange import DOCUMENTS
+
     schema = DOCUMENTS[kind].model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"urn:plantguard:schema:{SCHEMA_FILES[kind].removesuffix('.schema.json')}:1"
@@ -397,6 +414,8 @@ def schema_of(kind: RecordKind) -> dict[str, Any]:
 
 
 def _stats(args: argparse.Namespace, host: PluginHost) -> int:
+    from ..records.stats import statistics
+
     end = args.until.timestamp() if args.until else time.time()
     start = end - args.since
     with open_store(args) as store:

@@ -14,11 +14,13 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from ..host import PluginHost
 from .common import SubParsers, add_db_argument, open_store, site_path
 from .history import when_argument
+
+if TYPE_CHECKING:
+    from ..host import PluginHost
 
 __all__ = ["add_commands"]
 

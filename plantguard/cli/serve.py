@@ -1,30 +1,28 @@
-"""``plantguard demo`` and ``plantguard run``: the gateway in the foreground."""
+"""``plantguard demo`` and ``plantguard run``: the gateway in the foreground.
+
+The engine, the store and SQLAlchemy are imported by the handlers: building the
+parser for another command costs none of them.  The demo checks its two ports
+before its store is created, so a busy port leaves no database behind.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
-from ..auth import DEMO_USERS, ensure_users, verify_password
-from ..build import store_issue
-from ..config import ConfigError, LoadedSite, load_site, parse_site
-from ..console import Console
-from ..engine import Engine
-from ..errors import StoreUnreachable, one_line
-from ..hookspecs import DemoOptions, DemoSite
-from ..host import PluginHost
-from ..store import Store, database_url
-from ..store.lease import LeaseHeld
-from ..store.schema import points as points_table
+from ..errors import StoreUnreachable, ensure_port_free, one_line
+from ..hookspecs import DemoOptions
 from .common import DEMO_DB, SubParsers, add_db_argument
-from .db import DbError
-from .db import _create_schema as create_schema
+
+if TYPE_CHECKING:
+    from ..config import LoadedSite
+    from ..hookspecs import DemoSite
+    from ..host import PluginHost
+    from ..store import Store
 
 __all__ = ["add_commands"]
 
@@ -36,6 +34,13 @@ def add_commands(sub: SubParsers) -> None:
     add_db_argument(demo, DEMO_DB)
     demo.add_argument("--duration", type=float, metavar="SECONDS", help="stop by itself")
     demo.add_argument("--scenario", choices=["cycle", "none"], default="cycle")
+    demo.add_argument(
+        "--mqtt",
+        metavar="HOST:PORT",
+        type=_broker_address,
+        help="also publish the demo to this MQTT broker: Sparkplug B edge node 'demo' of "
+        "group 'plantguard-demo', and Home Assistant MQTT discovery",
+    )
     demo.add_argument("--quiet", action="store_true", help="no periodic value lines")
     demo.add_argument(
         "--site-out",
@@ -54,7 +59,17 @@ def add_commands(sub: SubParsers) -> None:
     run.set_defaults(func=_run)
 
 
+def _broker_address(text: str) -> str:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:1883)")
+    return text
+
+
 def _demo(args: argparse.Namespace, host: PluginHost) -> int:
+    from ..build import store_issue
+    from ..config import ConfigError, parse_site
+
     db = args.db
     if args.site_out is not None:
         if 0 in (args.opcua_port, args.modbus_port):
@@ -69,17 +84,44 @@ def _demo(args: argparse.Namespace, host: PluginHost) -> int:
             modbus_port=args.modbus_port,
             db=db,
             scenario=args.scenario,
+            mqtt=args.mqtt,
         )
     )
     loaded = parse_site(demo.text, "<embedded demo site>", host)
     if (issue := store_issue(loaded, db)) is not None:
         raise ConfigError([issue])
+    _ensure_demo_ports_free(loaded, args)  # before serve() creates the store
     return serve(
         loaded, host, db, args.duration, quiet=args.quiet, demo=demo, site_out=args.site_out
     )
 
 
+#: The demo's listening services: (service, --option value, what listens, where it is set).
+_DEMO_LISTENERS = (
+    ("opcua", "opcua_port", "the OPC UA server", "services.opcua.port; --opcua-port for the demo"),
+    (
+        "sim",
+        "modbus_port",
+        "the plant simulator (Modbus TCP)",
+        "services.sim.port; --modbus-port for the demo",
+    ),
+)
+
+
+def _ensure_demo_ports_free(loaded: LoadedSite, args: argparse.Namespace) -> None:
+    """:class:`~plantguard.errors.PortInUse` (status 4) if a port the demo listens on is
+    taken.  The services check again when they bind (a port can be taken in between);
+    this check comes first so that a busy port creates no store."""
+    for service, option, what, setting in _DEMO_LISTENERS:
+        settings = loaded.site.services.get(service) or {}
+        host = str(settings.get("host", "127.0.0.1"))
+        ensure_port_free(host, int(getattr(args, option)), what=what, setting=setting)
+
+
 def _run(args: argparse.Namespace, host: PluginHost) -> int:
+    from ..build import store_issue
+    from ..config import ConfigError, load_site
+
     loaded = load_site(args.site, host)
     # What `plantguard check` says of the store, before it is opened.
     if (issue := store_issue(loaded, args.db)) is not None:
@@ -107,6 +149,16 @@ def serve(
     start :class:`~plantguard.build.StartError` (1) or a
     :class:`~plantguard.errors.PortInUse` (4): ``main()`` says which.
     """
+    import asyncio
+
+    import sqlalchemy as sa
+
+    from ..auth import DEMO_USERS, ensure_users
+    from ..store import Store
+    from ..store.lease import LeaseHeld
+    from .db import DbError
+    from .db import _create_schema as create_schema
+
     try:  # a PostgreSQL schema the URL names is created, as `plantguard db init` does
         if create_schema(db):
             print(f"plantguard: created the schema of {_shown(db)}", file=sys.stderr)
@@ -149,6 +201,10 @@ def serve(
 
 def _shown(db: str) -> str:
     """The store's URL without its password."""
+    import sqlalchemy as sa
+
+    from ..store import database_url
+
     try:
         return sa.make_url(database_url(db)).render_as_string(hide_password=True)
     except (sa.exc.ArgumentError, ValueError):
@@ -175,6 +231,11 @@ def _not_a_demo_store(store: Store, loaded: LoadedSite) -> str | None:
     its users are the demo users with the demo passwords and its points are
     the demo site's.
     """
+    import sqlalchemy as sa
+
+    from ..auth import DEMO_USERS, verify_password
+    from ..store.schema import points as points_table
+
     demo_names = {name for name, _ in DEMO_USERS}
     users = store.users.list_users()
     others = sorted(u.name for u in users if u.name not in demo_names)
@@ -202,6 +263,11 @@ async def _serve(
     demo: bool,
     site_out: tuple[Path, str] | None = None,
 ) -> int:
+    import asyncio
+
+    from ..console import Console
+    from ..engine import Engine
+
     engine = Engine(loaded, host, store)  # ConfigError: what `plantguard check` reports
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

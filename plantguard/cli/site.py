@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from ..build import check_site
-from ..config import load_site
-from ..host import PluginHost
 from .common import SubParsers
+
+if TYPE_CHECKING:
+    from ..host import PluginHost
 
 __all__ = ["add_commands"]
 
@@ -36,6 +37,9 @@ def add_commands(sub: SubParsers) -> None:
 
 
 def _check(args: argparse.Namespace, host: PluginHost) -> int:
+    from ..build import check_site
+    from ..config import load_site
+
     loaded = load_site(args.site, host)
     parts = check_site(loaded, host, db=args.db)  # ConfigError: shown by the CLI, status 2
     for warning in parts.warnings:

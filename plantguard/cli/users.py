@@ -14,13 +14,14 @@ import argparse
 import getpass
 import os
 import sys
+from typing import TYPE_CHECKING
 
-from ..auth import AuthError, Role, UserRecord, hash_password
-from ..host import PluginHost
-from ..store import Store
-from ..store.audit import AuditLog
-from .acting import acting_principal, add_actor_argument
+from .acting import ROLE_LABELS, acting_principal, add_actor_argument, password_for
 from .common import SubParsers, add_db_argument, open_store
+
+if TYPE_CHECKING:
+    from ..host import PluginHost
+    from ..store import Store
 
 __all__ = ["add_commands"]
 
@@ -30,9 +31,9 @@ def add_commands(sub: SubParsers) -> None:
     cmds = users.add_subparsers(dest="users_command", metavar="ACTION", required=True)
     add = cmds.add_parser("add", help="create a user or change its role and password")
     add.add_argument("name")
-    add.add_argument("--role", required=True, choices=[r.label for r in Role])
+    add.add_argument("--role", required=True, choices=ROLE_LABELS)
     add_db_argument(add, site=True)
-    add_actor_argument(add, Role.ADMIN)
+    add_actor_argument(add, "admin")
     add.set_defaults(func=_add)
     lst = cmds.add_parser("list", help="users and their roles")
     add_db_argument(lst, site=True)
@@ -40,15 +41,14 @@ def add_commands(sub: SubParsers) -> None:
     rm = cmds.add_parser("remove", help="delete a user")
     rm.add_argument("name")
     add_db_argument(rm, site=True)
-    add_actor_argument(rm, Role.ADMIN)
+    add_actor_argument(rm, "admin")
     rm.set_defaults(func=_remove)
 
 
 def _new_password(name: str) -> str | None:
-    password = os.environ.get("PLANTGUARD_NEW_PASSWORD")
-    if password is not None:
-        return password
-    password = getpass.getpass(f"new password for {name}: ")
+    if "PLANTGUARD_NEW_PASSWORD" in os.environ:
+        return os.environ["PLANTGUARD_NEW_PASSWORD"]
+    password = password_for(name, variable="PLANTGUARD_NEW_PASSWORD", what="new password")
     if getpass.getpass(f"new password for {name} (again): ") != password:
         print("plantguard: the two passwords differ", file=sys.stderr)
         return None
@@ -59,6 +59,8 @@ def _actor(store: Store, args: argparse.Namespace, what: str) -> str:
     """The acting administrator's name; the first administrator needs none.
 
     A refusal is an :class:`.acting.ActorRefused`, printed by ``cli.main``."""
+    from ..auth import Role
+
     first_admin = (
         args.users_command == "add"
         and args.role == Role.ADMIN.label
@@ -70,6 +72,9 @@ def _actor(store: Store, args: argparse.Namespace, what: str) -> str:
 
 
 def _add(args: argparse.Namespace, host: PluginHost) -> int:
+    from ..auth import AuthError, Role, UserRecord, hash_password
+    from ..store.audit import AuditLog
+
     try:
         role = Role.parse(args.role)
     except AuthError as exc:
@@ -97,6 +102,8 @@ def _list(args: argparse.Namespace, host: PluginHost) -> int:
 
 
 def _remove(args: argparse.Namespace, host: PluginHost) -> int:
+    from ..store.audit import AuditLog
+
     with open_store(args) as store:
         actor = _actor(store, args, "remove users")
         if not store.users.delete_user(args.name):

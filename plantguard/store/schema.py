@@ -31,7 +31,9 @@ points = sa.Table(
 )
 
 #: One row per sample.  ``time`` is the source timestamp in seconds since the epoch
-#: (UTC); ``quality`` is :class:`plantguard.model.Quality`.
+#: (UTC); ``quality`` is :class:`plantguard.model.Quality`.  On PostgreSQL the table
+#: is partitioned by day of ``time`` (migration 0006, :mod:`.partitions`); the
+#: partitions are not in this metadata, and the parent matches it as a plain table.
 history = sa.Table(
     "history",
     metadata,
