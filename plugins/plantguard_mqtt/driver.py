@@ -54,6 +54,7 @@ from .decode import NotANumber, as_number, as_time, plain_number
 from .models import MqttAddress, MqttConnection
 from .paths import JsonPath, PathMissing, extract, parse_path
 from .sparkplug import NAMESPACE, command_payload, writable_type
+from .spdata import Sample
 
 __all__ = ["COUNTERS", "MqttDriver"]
 
@@ -445,30 +446,24 @@ class MqttDriver(DeviceDriver):
 
     # --- Sparkplug (called by the node tracker) ---------------------------------------
 
-    def sparkplug_metrics(self, metrics: Sequence[sp.Metric], sent: float, now: float) -> None:
+    def sparkplug_metrics(self, samples: Sequence[Sample], sent: float, now: float) -> None:
         """Values of a birth or data message: the per-metric loop of the Sparkplug path,
-        so the common case (a finite float for one point) is stored inline."""
+        so the common case (a finite number for one point) is stored inline."""
         self.statistics["messages"] += 1
         by_name = self._metrics
         values, quality, times, received = self._values, self._quality, self._times, self._received
         faults = self.faults
         taken = 0
-        for metric in metrics:
-            entries = by_name.get(metric.name) if metric.name is not None else None
-            if entries is None or metric.is_historical:
+        for name, raw, stamp in samples:
+            entries = by_name.get(name) if name is not None else None
+            if entries is None or raw is None:  # not mapped, or historical
                 continue
-            value = metric.value
-            if type(value) is float and math.isfinite(value) and not metric.is_null:
-                raw = value
-            else:
-                try:
-                    raw = _metric_number(metric)
-                except NotANumber as exc:
-                    why = f"Sparkplug metric {metric.name!r}: {exc}"
-                    for entry in entries:
-                        self._fail(entry, _BAD, why, "not_a_number", now)
-                    continue
-            at = metric.timestamp / 1000.0 if metric.timestamp else sent
+            if isinstance(raw, str):
+                why = f"Sparkplug metric {name!r}: {raw}"
+                for entry in entries:
+                    self._fail(entry, _BAD, why, "not_a_number", now)
+                continue
+            at = stamp / 1000.0 if stamp else sent
             for entry in entries:
                 slot = entry.slot
                 values[slot] = raw * entry.scale + entry.offset
@@ -555,15 +550,6 @@ class MqttDriver(DeviceDriver):
             topic = f"{NAMESPACE}/{source.group}/DCMD/{source.node}/{source.device}"
         payload = command_payload(source.device is not None, address.metric, datatype, raw)
         return topic, payload, 0  # Sparkplug B: commands are QoS 0
-
-
-def _metric_number(metric: sp.Metric) -> float:
-    """A metric's value as a number, or :class:`NotANumber` saying what it is."""
-    if metric.is_null or metric.value is None:
-        raise NotANumber("null")
-    if not isinstance(metric.value, (bool, int, float)):
-        raise NotANumber(f"a {metric.datatype.name} metric, not a number")
-    return as_number(metric.value)
 
 
 _DATATYPE: dict[str, sp.DataType] = {

@@ -7,8 +7,10 @@ PlantGuard devices may be devices of one node.  :class:`SparkplugNode` keeps the
 sequence, the last births (for metric aliases and datatypes) and the bdSeq of
 the node's session, and hands each device's metrics to the drivers that map it.
 
-Payloads are decoded and encoded only with pysparkplug's payload classes (built
-from the Sparkplug B protobuf schema); nothing here touches protobuf bytes.
+Births, deaths and commands are decoded and encoded with pysparkplug's payload
+classes (built from the Sparkplug B protobuf schema); NDATA/DDATA, the hot path,
+are read from the schema's protobuf message by :mod:`.spdata`, which falls back to
+pysparkplug for anything it does not decide itself.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import pysparkplug as sp
+
+from .spdata import DataMessage, Sample, birth_maps, fast_data, library_data, samples_of
 
 __all__ = [
     "NAMESPACE",
@@ -51,13 +55,20 @@ _NUMERIC = frozenset(
         sp.DataType.BOOLEAN,
     }
 )
+_DATA: dict[str, type[sp.NData | sp.DData]] = {"NDATA": sp.NData, "DDATA": sp.DData}
+_OTHERS: dict[str, type[sp.NBirth | sp.DBirth | sp.DDeath]] = {
+    "NBIRTH": sp.NBirth,
+    "DBIRTH": sp.DBirth,
+    "DDEATH": sp.DDeath,
+}
+BirthMaps = tuple[dict[int, str], dict[str, int]]
 _INTEGER = _NUMERIC - {sp.DataType.FLOAT, sp.DataType.DOUBLE, sp.DataType.BOOLEAN}
 
 
 class SparkplugTarget(Protocol):
     """What a node tracker needs of a driver that maps one of its (node or device) sources."""
 
-    def sparkplug_metrics(self, metrics: Sequence[sp.Metric], sent: float, now: float) -> None:
+    def sparkplug_metrics(self, samples: Sequence[Sample], sent: float, now: float) -> None:
         """New values (a birth or data message); ``sent`` is the payload's time (s)."""
 
     def sparkplug_alive(self, alive: bool, why: str) -> None:
@@ -123,6 +134,9 @@ class SparkplugNode:
     node_birth: sp.NBirth | None = None
     device_births: dict[str, sp.DBirth] = field(default_factory=dict)
     born: bool = False
+    # The births' alias and datatype maps, for the data path (spdata.fast_data).
+    _node_maps: BirthMaps | None = None
+    _maps: dict[str, BirthMaps] = field(default_factory=dict)
 
     @property
     def targets(self) -> list[SparkplugTarget]:
@@ -153,6 +167,8 @@ class SparkplugNode:
         self.bd_seq = None
         self.node_birth = None
         self.device_births.clear()
+        self._node_maps = None
+        self._maps.clear()
         self.born = False
 
     # --- messages ---------------------------------------------------------------------
@@ -170,24 +186,22 @@ class SparkplugNode:
         decoded = self._decode(kind, device, payload, targets, now)
         if decoded is None:
             return
-        seq = getattr(decoded, "seq", None)
-        if kind == "NBIRTH":
+        if isinstance(decoded, sp.NBirth):
             self._node_birth(decoded)
-        elif not self._in_sequence(kind, seq, targets, decoded, now):
+        elif not self._in_sequence(kind, decoded.seq, targets, decoded, now):
             return
-        if kind == "DDEATH":
-            for target in targets:
-                target.sparkplug_alive(False, f"Sparkplug DDEATH of {self.node}/{device}")
-            self.device_births.pop(device or "", None)
+        if isinstance(decoded, sp.DDeath):
+            self._device_life(device, None, targets)
             return
-        if kind == "DBIRTH" and device is not None and isinstance(decoded, sp.DBirth):
-            self.device_births[device] = decoded
-            for target in targets:
-                target.sparkplug_alive(True, f"Sparkplug DBIRTH of {self.node}/{device}")
-        metrics = getattr(decoded, "metrics", ())
-        sent = getattr(decoded, "timestamp", 0) / 1000.0
+        if isinstance(decoded, DataMessage):
+            samples = decoded.samples
+        else:
+            if isinstance(decoded, sp.DBirth):
+                self._device_life(device, decoded, targets)
+            samples = samples_of(decoded.metrics)
+        sent = decoded.timestamp / 1000.0
         for target in targets:
-            target.sparkplug_metrics(metrics, sent, now)
+            target.sparkplug_metrics(samples, sent, now)
 
     def _decode(
         self,
@@ -196,19 +210,16 @@ class SparkplugNode:
         payload: bytes,
         targets: Sequence[SparkplugTarget],
         now: float,
-    ) -> object | None:
-        decoder: type[sp.NBirth | sp.DBirth | sp.NData | sp.DData | sp.DDeath] = {
-            "NBIRTH": sp.NBirth,
-            "DBIRTH": sp.DBirth,
-            "NDATA": sp.NData,
-            "DDATA": sp.DData,
-            "DDEATH": sp.DDeath,
-        }[kind]
-        birth = self.node_birth if device is None else self.device_births.get(device)
+    ) -> DataMessage | sp.NBirth | sp.DBirth | sp.DDeath | None:
         try:
-            if decoder in (sp.NData, sp.DData):
-                return decoder.decode(payload, birth=birth)
-            return decoder.decode(payload)
+            if kind in _DATA:
+                maps = self._node_maps if device is None else self._maps.get(device)
+                try:
+                    return fast_data(payload, maps)
+                except Exception:  # the library decides, in its own words
+                    birth = self.node_birth if device is None else self.device_births.get(device)
+                    return library_data(_DATA[kind], payload, birth)
+            return _OTHERS[kind].decode(payload)
         except Exception as exc:  # protobuf DecodeError, a missing field, an unknown alias …
             where = f"{self.node}/{device}" if device else self.node
             reason = f"undecodable Sparkplug {kind} of {where}: {type(exc).__name__}: {exc}"
@@ -217,11 +228,26 @@ class SparkplugNode:
             self._rebirth()
             return None
 
-    def _node_birth(self, birth: object) -> None:
-        if not isinstance(birth, sp.NBirth):
-            return
+    def _device_life(
+        self, device: str | None, birth: sp.DBirth | None, targets: Sequence[SparkplugTarget]
+    ) -> None:
+        """A DBIRTH (``birth``) or a DDEATH (None) of ``device``."""
+        name = device or ""
+        if birth is None:
+            self.device_births.pop(name, None)
+            self._maps.pop(name, None)
+        else:
+            self.device_births[name] = birth
+            self._maps[name] = birth_maps(birth)
+        for target in targets:
+            what = "DDEATH" if birth is None else "DBIRTH"
+            target.sparkplug_alive(birth is not None, f"Sparkplug {what} of {self.node}/{name}")
+
+    def _node_birth(self, birth: sp.NBirth) -> None:
         self.node_birth = birth
+        self._node_maps = birth_maps(birth)
         self.device_births.clear()
+        self._maps.clear()
         self.next_seq = (birth.seq + 1) % _SEQ_MODULO
         self.bd_seq = _bd_seq(birth.metrics)
         self.born = True
@@ -231,22 +257,23 @@ class SparkplugNode:
     def _in_sequence(
         self,
         kind: str,
-        seq: int | None,
+        seq: int,
         targets: Sequence[SparkplugTarget],
-        decoded: object,
+        decoded: DataMessage | sp.DBirth | sp.DDeath,
         now: float,
     ) -> bool:
         """Check ``seq`` against the node's sequence; False: drop the message."""
         expected = self.next_seq
-        if seq is None:
-            return True
         self.next_seq = (seq + 1) % _SEQ_MODULO
         if expected is None:  # data of a node whose birth we have not seen
             self._rebirth()
             return True
         if seq == expected:
             return True
-        names = [m.name or f"alias {m.alias}" for m in getattr(decoded, "metrics", ())]
+        if isinstance(decoded, DataMessage):
+            names = decoded.labels
+        else:
+            names = [m.name or f"alias {m.alias}" for m in getattr(decoded, "metrics", ())]
         reason = (
             f"Sparkplug {kind} of {self.node} has sequence number {seq}, {expected} was "
             "expected (messages lost); rebirth requested"
