@@ -29,9 +29,13 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from .alarms import AlarmStatus
-from .model import Priority
+if TYPE_CHECKING:
+    # parse_duration (every `--since 24h`) needs neither the alarm package nor the
+    # site model (pydantic): they are imported where the KPIs are computed.
+    from .alarms import AlarmStatus
+
 
 __all__ = [
     "JournalEntry",
@@ -172,6 +176,8 @@ def compute_kpis(
     until: float,
 ) -> KpiReport:
     """KPIs of the period ``[since, until]``; ``journal`` is the whole journal, oldest first."""
+    from .model import Priority
+
     report = KpiReport(since=since, until=until)
     activations = [e for e in _annunciated_activations(journal) if since <= e.time <= until]
     times = [e.time for e in activations]

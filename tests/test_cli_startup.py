@@ -16,7 +16,8 @@ import datetime as dt
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,8 @@ from plantguard.auth import Role
 from plantguard.build import url_problem
 from plantguard.cli import main
 from plantguard.cli.acting import ROLE_LABELS, add_actor_argument
-from plantguard.cli.common import fmt_time
+from plantguard.cli.common import fmt_time, fmt_times
+from plantguard.cli.history import When, when_argument
 from plantguard.cli.probe import DEFAULT_TIMEOUT
 from plantguard.cli.records import MAINTENANCE_KINDS
 from plantguard.model import Point
@@ -110,6 +112,126 @@ def test_trend_imports_the_store_but_no_plugin(tmp_path: Path) -> None:
     assert {"sqlalchemy", "numpy"} <= modules
     assert "plantguard.build" not in modules  # a file path needs no URL check
     assert not modules & {*PLUGIN_PACKAGES, *HEAVY}, sorted(modules & {*PLUGIN_PACKAGES, *HEAVY})
+
+
+#: What reading history needs none of: the site model (pydantic), the alarm package,
+#: the KPI module, the users' password hashing and the records part of the store.
+SITE_MODEL = (
+    "pydantic",
+    "plantguard.model",
+    "plantguard.alarms",
+    "plantguard.kpi",
+    "plantguard.auth",
+    "plantguard.store.records",
+)
+
+
+def test_the_trend_listing_imports_no_site_model(tmp_path: Path) -> None:
+    db = str(tmp_path / "plant.db")
+    t = 1_767_225_600.0 + np.arange(10, dtype=np.float64) * 0.75
+    store = Store(db)
+    try:
+        keys = store.register_points([Point(id="tank1.level", device_id="tank1", unit="m")])
+        store.write_history(
+            np.full(10, keys["tank1.level"], dtype=np.int64),
+            t,
+            np.linspace(1.0, 2.0, 10),
+            np.arange(10, dtype=np.uint8),
+        )
+    finally:
+        store.close()
+    argv = ["trend", "tank1.level", "--db", db, "--since", "2026-01-01T00:00:00+00:00"]
+    result, modules = _imported([*argv, "--until", "2026-01-01T00:01:00+00:00"], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = [
+        f"{fmt_time(x)}  {v:12.4f}  q={q}"
+        for x, v, q in zip(t.tolist(), np.linspace(1.0, 2.0, 10).tolist(), range(10), strict=True)
+    ]
+    assert result.stdout.splitlines() == expected
+    assert not modules & set(SITE_MODEL), sorted(modules & set(SITE_MODEL))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90", When(ago=90.0)),
+        ("1h30m", When(ago=5400.0)),
+        (" 2 W ", When(ago=1_209_600.0)),
+        ("now", When(ago=0.0)),
+        ("20260101", When(ago=20_260_101.0)),  # digits are a duration, as ever
+        ("2026-01-01T00:00:00+00:00", When(at=1_767_225_600.0)),
+        ("2026-01-01T01:00+01:00", When(at=1_767_225_600.0)),
+    ],
+)
+def test_a_time_argument_is_a_duration_or_an_iso_time(text: str, expected: When) -> None:
+    assert when_argument(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1x", "not a time or a duration"),
+        ("h", "not a time or a duration"),
+        ("2026-13-01", "not a time or a duration"),
+        ("1.5.5s", "not a time or a duration"),
+        ("40000d", "at most 100 years"),
+        ("1969-12-31T00:00+00:00", "outside 1970-2199"),
+    ],
+)
+def test_a_time_argument_that_is_neither_is_refused(text: str, message: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match=message):
+        when_argument(text)
+
+
+@pytest.fixture
+def local_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Lets a test set ``TZ``; the process's zone is restored after it."""
+    yield monkeypatch
+    monkeypatch.undo()
+    time.tzset()
+
+
+def _times() -> np.ndarray:
+    rng = np.random.default_rng(5)
+    return np.concatenate(
+        [
+            1_767_225_600.0 + np.arange(0, 86_400, 7.25),  # a day
+            1_774_746_000.0 + np.arange(-7_200, 7_200, 0.5),  # DST start in Europe, 2026
+            1_759_500_000.0 + np.arange(0, 200_000, 13.0),  # Lord Howe's half-hour shift
+            rng.uniform(0.0, 7.2e9, 2_000),  # 1970-2198
+            [0.0, 0.9999996, 1.0000004, 2.5e-7, 1_767_225_599.9999995, 1_767_225_600.0004999],
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("zone", "january_offset"),
+    [
+        ("UTC", 0),
+        ("Europe/Berlin", 3_600),
+        ("Australia/Lord_Howe", 39_600),  # DST +11:00, standard +10:30
+        ("America/St_Johns", -12_600),
+        ("right/UTC", 0),  # counts leap seconds: localtime is not UTC + offset
+    ],
+)
+def test_fmt_times_writes_what_fmt_time_writes(
+    local_zone: pytest.MonkeyPatch, zone: str, january_offset: int
+) -> None:
+    local_zone.setenv("TZ", zone)
+    time.tzset()
+    assert time.localtime(1_767_225_600).tm_gmtoff == january_offset  # the zone is in effect
+    if zone.startswith("right/"):
+        assert time.localtime(1_767_225_600)[:6] == (2025, 12, 31, 23, 59, 33)
+    t = _times()
+    assert fmt_times(t) == [fmt_time(x) for x in t.tolist()]
+
+
+def test_fmt_times_beyond_four_digit_years_and_of_nothing() -> None:
+    t = np.array([1_767_225_600.5, 3e11])  # the year 11476: sample by sample
+    assert fmt_times(t) == [fmt_time(1_767_225_600.5), fmt_time(3e11)]
+    assert fmt_times(np.zeros(0)) == []
+    with pytest.raises(ValueError, match="NaN"):
+        fmt_times(np.array([1.0, np.nan]))  # fmt_time's error
 
 
 @pytest.mark.parametrize("argv", [["--help"], [], ["-h", "trend"]])

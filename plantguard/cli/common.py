@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import difflib
 import math
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,9 @@ from ..hookspecs import DemoOptions
 from ..host import PluginHost, default_host
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
     from ..store import Store
 
 __all__ = [
@@ -31,6 +35,7 @@ __all__ = [
     "did_you_mean",
     "duration_argument",
     "fmt_time",
+    "fmt_times",
     "open_store",
     "site_path",
     "site_store_url",
@@ -168,7 +173,7 @@ def fmt_time(t: float) -> str:
 
     The same text as ``datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]``
     (microseconds rounded as ``datetime`` rounds them, then cut to milliseconds), in
-    half the time: ``trend`` formats one per sample, 86,400 for a day of seconds.
+    half the time.  A whole column (``trend``'s listing) goes through :func:`fmt_times`.
     """
     frac, whole = math.modf(t)
     micro = round(frac * 1e6)
@@ -177,6 +182,69 @@ def fmt_time(t: float) -> str:
     elif micro < 0:
         whole, micro = whole - 1, micro + 1_000_000
     return f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(whole))}.{micro // 1000:03d}"
+
+
+def fmt_times(times: Sequence[float] | npt.NDArray[np.float64]) -> list[str]:
+    """:func:`fmt_time` of every time in ``times``, as one numpy pass over the column.
+
+    ``trend`` prints a line per sample (86,400 for a day of seconds): formatting each
+    with ``time.localtime`` + ``strftime`` is most of the command's time.  Here the
+    local-time offset is looked up once per hour of UTC (at its first and last
+    second) and the text made by ``numpy.datetime_as_string``; an hour whose offset
+    changes inside it (a DST change, also at a half hour), whose local time is not
+    UTC plus the offset (a zone counting leap seconds), or a year outside 1000–9999
+    is formatted sample by sample with :func:`fmt_time`.  The text is the same.
+    """
+    import numpy as np  # here: the parser of every command is built without it
+
+    t = np.asarray(times, dtype=np.float64).ravel()
+    if t.size == 0 or not np.isfinite(t).all():  # no times, or fmt_time's error
+        return [fmt_time(x) for x in t.tolist()]
+    frac, whole = np.modf(t)  # as fmt_time: math.modf, then round like datetime
+    micro = np.round(frac * 1e6)
+    up, down = micro >= 1_000_000, micro < 0
+    whole = whole + up - down
+    micro = micro - 1_000_000 * up + 1_000_000 * down
+    seconds = whole.astype(np.int64)
+    hours, where = np.unique(seconds // 3600, return_inverse=True)
+    offsets = np.array([_hour_offset(int(h)) for h in hours], dtype=np.int64)[where]
+    mixed = offsets == _MIXED
+    local = seconds + np.where(mixed, 0, offsets)
+    stamp = (local * 1000 + (micro // 1000).astype(np.int64)).astype("datetime64[ms]")
+    out: list[str]
+    if local.min() >= _YEAR_1000 and local.max() < _YEAR_10000:
+        # YYYY-MM-DDTHH:MM:SS.mmm (23 characters), with the T made a space in place
+        text = np.datetime_as_string(stamp, unit="ms").astype("U23")
+        chars = text.view(np.uint32).reshape(-1, 23)
+        chars[:, 10] = ord(" ")
+        out = text.tolist()
+    else:
+        out = [""] * t.size
+        mixed[:] = True
+    for i in np.flatnonzero(mixed).tolist():
+        out[i] = fmt_time(float(t[i]))
+    return out
+
+
+#: 1000-01-01 and 10000-01-01 in seconds since 1970: the years with four digits.
+_YEAR_1000, _YEAR_10000 = -30_610_224_000, 253_402_300_800
+_EPOCH = dt.datetime(1970, 1, 1)
+#: :func:`_hour_offset` of an hour that :func:`fmt_times` formats sample by sample.
+_MIXED = -(2**40)
+
+
+def _hour_offset(hour: int) -> int:
+    """Seconds east of UTC through UTC hour ``hour`` (:data:`_MIXED`: not one offset)."""
+    first, last = time.localtime(hour * 3600), time.localtime(hour * 3600 + 3599)
+    offset = first.tm_gmtoff
+    # datetime's calendar has no leap seconds (time.gmtime in a "right/" zone has)
+    try:
+        utc = _EPOCH + dt.timedelta(seconds=hour * 3600 + offset)
+    except OverflowError:  # after 9999: sample by sample
+        return _MIXED
+    if last.tm_gmtoff != offset or utc.timetuple()[:6] != first[:6]:
+        return _MIXED
+    return offset
 
 
 def demo_site_text(

@@ -33,7 +33,6 @@ import numpy as np
 import numpy.typing as npt
 import sqlalchemy as sa
 
-from ..model import Quality
 from ..store import Store
 from ..store.schema import points as points_table
 
@@ -116,6 +115,8 @@ class HistoryTable:
 
 
 def _usable(store: Store, point: str, since: float, until: float) -> tuple[Any, Any]:
+    from ..model import Quality  # here: only the CSV table needs it, not `trend`'s listing
+
     trend = store.trend(point, since, until, include_previous=True)
     value = trend.value.copy()
     value[trend.quality >= int(Quality.BAD)] = np.nan

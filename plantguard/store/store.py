@@ -23,21 +23,21 @@ before anyone is told, so an acknowledged alarm survives a crash.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import shlex
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 import sqlalchemy as sa
 
 from .. import errors
-from ..alarms import AlarmState, AlarmStatus, Shelving, Transition
 from ..errors import StoreError
-from ..model import AlarmDefinition, Point
 from . import history_pg, history_sqlite
 from .lease import GatewayLease
 from .partitions import (
@@ -48,10 +48,17 @@ from .partitions import (
     history_layout,
     list_partitions,
 )
-from .records import RecordStore
 from .schema import alarm_journal, alarms, history, points
 from .state import head_revision, inspect_connection, one_line_error
 from .users import UserStore
+
+if TYPE_CHECKING:
+    # Only for annotations: the site model (pydantic), the alarm package and the
+    # records part are imported where they are used, so that a command that only
+    # lists history (``trend``) does not pay for them at start-up.
+    from ..alarms import AlarmStatus, Transition
+    from ..model import AlarmDefinition, Point
+    from .records import RecordStore
 
 __all__ = [
     "NotAPlantGuardStore",
@@ -252,7 +259,6 @@ class Store:
         self.reclaim_step = RECLAIM_STEP
         if self.engine.dialect.name == "sqlite":
             self.incremental_vacuum = self._check_auto_vacuum()
-        self.records = RecordStore(self.engine)
         self.lease = GatewayLease(self.engine)
         self.users = UserStore(self.engine)
         self._point_keys: dict[str, int] = {}
@@ -260,6 +266,14 @@ class Store:
         #: partitions known to exist (so a batch of a known day costs no statement).
         self._history_layout: str | None = None
         self._partitions = PartitionSet()
+
+    @functools.cached_property
+    def records(self) -> RecordStore:
+        """The records part (devices, maintenance, …), made at first use: it needs
+        the site model, which a command reading history does not."""
+        from .records import RecordStore
+
+        return RecordStore(self.engine)
 
     def close(self) -> None:
         self.lease.release()
@@ -623,6 +637,8 @@ class Store:
             return [int(p) for p in conn.execute(query).scalars()]
 
     def load_status(self) -> dict[str, AlarmStatus]:
+        from ..alarms.states import AlarmState, AlarmStatus, Shelving
+
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(alarms)).all()
         return {

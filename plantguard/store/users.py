@@ -6,11 +6,14 @@ Only names, roles and scrypt hashes are stored; a password never is.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from ..auth import Role, UserRecord
 from .schema import users
+
+if TYPE_CHECKING:
+    from ..auth import UserRecord
 
 __all__ = ["UserStore"]
 
@@ -22,6 +25,10 @@ class UserStore:
         self._engine = engine
 
     def get_user(self, name: str) -> UserRecord | None:
+        # plantguard.auth (hashlib, secrets) only where users are read: every command
+        # opens a store, few of them look at users.
+        from ..auth import Role, UserRecord
+
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(users).where(users.c.name == name)).first()
         return (
@@ -43,6 +50,8 @@ class UserStore:
             return bool(conn.execute(users.delete().where(users.c.name == name)).rowcount)
 
     def list_users(self) -> list[UserRecord]:
+        from ..auth import Role, UserRecord
+
         with self._engine.connect() as conn:
             rows = conn.execute(sa.select(users).order_by(users.c.name)).all()
         return [UserRecord(r.name, Role.parse(r.role), r.password_hash) for r in rows]
