@@ -135,6 +135,14 @@ class DeviceDriver(abc.ABC):
         """
         return None
 
+    def counters(self) -> Mapping[str, int]:
+        """Counts since the driver started (messages, malformed payloads …), by name.
+
+        Optional; the default has none.  Called on the event loop about once a
+        minute and at stop: return a snapshot, cheaply, without I/O.
+        """
+        return {}
+
     async def identify(self) -> Mapping[str, str]:
         """Identity the device reports about itself (vendor, product, revision), if any."""
         return {}

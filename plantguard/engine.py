@@ -6,6 +6,7 @@ Tasks, all on one asyncio loop::
     one poll task per (device, poll group) ── driver.read ──► table ──► history, listeners
     one scan task ── rules over the whole table ──► findings ──► alarm manager
     one history task ── batched bulk inserts
+    one counters task ── every minute, drivers' counters ──► store (device statistics)
 
 The scan follows the poll: a poll that changes the table wakes the scan task,
 which evaluates the rules in the same event-loop turn the poll task yields in,
@@ -53,6 +54,8 @@ _BACKOFF_MAX = 30.0
 #: Scans take at most this share of the time: a scan that took ``t`` is followed by
 #: the next one no sooner than ``t / _MAX_SCAN_DUTY`` after it began.
 _MAX_SCAN_DUTY = 0.25
+#: How often the drivers' counters (:meth:`DeviceDriver.counters`) are written to the store.
+COUNTERS_INTERVAL = 60.0
 
 
 @dataclass(slots=True)
@@ -127,6 +130,8 @@ class Engine:
         #: Set when new values are in the table, so the next scan need not wait.
         self._fresh_values = asyncio.Event()
         self._stopping = False
+        self._started = clock()  # when run() began: the drivers' counters count from here
+        self._counters_failed = False
 
     # --- EngineView -------------------------------------------------------------------
 
@@ -184,6 +189,7 @@ class Engine:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Start services, poll and scan until ``stop`` is set, then shut down cleanly."""
+        self._started = self._clock()
         started: list[Service] = []
         workers: list[asyncio.Task[None]] = []
         writer: asyncio.Task[None] | None = None
@@ -199,6 +205,7 @@ class Engine:
                 for job in self._poll_jobs()
             ]
             workers.append(asyncio.create_task(self._scan(), name="scan"))
+            workers.append(asyncio.create_task(self._counters(), name="counters"))
             writer = asyncio.create_task(self._history.run(), name="history")
             _freeze_start_up_objects()
             self.ready.set()
@@ -240,6 +247,7 @@ class Engine:
         await self._history.flush()  # in case the writer failed or never started
         for driver in self.drivers.values():
             await driver.close()
+        await self.write_counters()
         self.store.records.record_connection(list(self.drivers), self._clock(), "unknown")
         for service in reversed(started):
             await service.stop()
@@ -370,6 +378,37 @@ class Engine:
             rest = min(interval, took / _MAX_SCAN_DUTY) - (loop.time() - began)
             if rest > 0:
                 await asyncio.sleep(rest)
+
+    async def _counters(self) -> None:
+        while True:
+            await asyncio.sleep(COUNTERS_INTERVAL)
+            await self.write_counters()
+
+    async def write_counters(self) -> None:
+        """Store each driver's counters (those that have any), off the event loop.
+
+        Statistics only: a store that fails is logged (once, until it works again)
+        and never stops the engine.
+        """
+        now = self._clock()
+
+        def write(snapshot: dict[str, dict[str, int]]) -> None:
+            for device_id, counters in snapshot.items():
+                if counters:
+                    self.store.records.record_counters(
+                        device_id, counters, since=self._started, now=now
+                    )
+
+        try:
+            snapshot = {device_id: dict(d.counters()) for device_id, d in self.drivers.items()}
+            if any(snapshot.values()):
+                await asyncio.to_thread(write, snapshot)
+        except Exception as exc:
+            if not self._counters_failed:
+                log.error("cannot store the device counters (tried again every minute): %s", exc)
+            self._counters_failed = True
+        else:
+            self._counters_failed = False
 
     async def scan_once(self) -> None:
         """Evaluate every rule over the table and apply the findings."""

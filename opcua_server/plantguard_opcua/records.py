@@ -5,13 +5,17 @@ Per device, beside its properties and points::
     <device>/Maintenance          NextDue, LastDone, Overdue, DueSoon, PlansDue
     <device>/Maintenance/<plan>   Title, Kind, State, DueAt, Remaining, Unit
     <device>/Statistics           OnlineRate, Availability, Outages, MTBF_h, MTTR_h, Alarms
+    <device>/Statistics/Counters  one UInt64 per counter its driver keeps (messages,
+                                  malformed …), since the gateway started
     <device>.RecordMaintenance    (PlanId, WorkDone, Result, Passed, CertificateNumber,
                                    Performer) → RecordId
 and per site ``<site>/Maintenance`` (Overdue, DueSoon) and ``<site>/Statistics``
 (Devices, OnlineRate, Alarms).  Statistics cover the last 30 days.
 
 The values are computed by :mod:`plantguard.records` — the same functions the CLI
-uses — and refreshed every minute and right after a record is added.  Recording
+uses — and refreshed every minute and right after a record is added.  Counters
+come from the store too (the engine writes them every minute), so a counter
+appears as a variable at the first refresh after its driver first stored it.  Recording
 needs the operator role; the record's performer is the given name or, if empty,
 the calling session's user.
 """
@@ -105,6 +109,9 @@ class _DeviceNodes:
     maintenance: dict[str, ua.NodeId]
     statistics: dict[str, ua.NodeId]
     plans: dict[str, dict[str, ua.NodeId]]
+    #: ``<device>/Statistics/Counters`` and its variables by counter name (grows)
+    counters_folder: ua.NodeId
+    counters: dict[str, ua.NodeId]
 
 
 _STRING = ua.NodeId(ua.Int32(ObjectIds.String))
@@ -183,9 +190,13 @@ class RecordsPublisher:
                 stats = await self._variables(
                     node, f"{path}/Statistics", "Statistics", _DEVICE_STATISTICS
                 )
+                counters = nodeids.node_id(f"{path}/Statistics/Counters", ns)
+                await self._server.get_node(nodeids.node_id(f"{path}/Statistics", ns)).add_object(
+                    counters, ua.QualifiedName("Counters", ns)
+                )
                 await self._method(node, path, device)
                 self._devices[device.id] = _DeviceNodes(
-                    device, path, maintenance, stats, plan_nodes
+                    device, path, maintenance, stats, plan_nodes, counters, {}
                 )
         await self.refresh()
 
@@ -328,11 +339,26 @@ class RecordsPublisher:
                     writes += _plan(plan_nodes, status)
             if device_id in availability:
                 writes += _availability(nodes.statistics, availability[device_id])
+            writes += await self._counters(nodes, stats.counters.get(device_id, {}))
         writes += self._site_summary(statuses, stats)
         for node_id, variant in writes:
             if variant is None and node_id not in self._dated:
                 continue  # a date that never was: the variable is still without a value
             await self._server.write_attribute_value(node_id, self._value(node_id, variant))
+
+    async def _counters(self, nodes: _DeviceNodes, counters: dict[str, int]) -> list[_Write]:
+        """The device's counter variables, adding those of counters seen the first time."""
+        writes: list[_Write] = []
+        for name, value in counters.items():
+            node_id = nodes.counters.get(name)
+            if node_id is None:
+                node_id = nodeids.node_id(f"{nodes.node_id}/Statistics/Counters#{name}", self._ns)
+                await self._server.get_node(nodes.counters_folder).add_variable(
+                    node_id, ua.QualifiedName(name, self._ns), _counter(0)
+                )
+                nodes.counters[name] = node_id
+            writes.append((node_id, _counter(value)))
+        return writes
 
     def _site_summary(self, statuses: dict[str, PlanStatus], stats: Statistics) -> list[_Write]:
         site = self._site_nodes
@@ -368,6 +394,10 @@ _Write = tuple[ua.NodeId, ua.Variant | None]
 
 def _uint(value: int) -> ua.Variant:
     return ua.Variant(value, ua.VariantType.UInt32)
+
+
+def _counter(value: int) -> ua.Variant:
+    return ua.Variant(max(0, min(value, 2**64 - 1)), ua.VariantType.UInt64)
 
 
 def _double(value: float | None) -> ua.Variant:

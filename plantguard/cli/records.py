@@ -462,6 +462,10 @@ def _stats(args: argparse.Namespace, host: PluginHost) -> int:
             for c in stats.compliance
         ],
     )
+    if stats.counters:
+        print("\ndevice counters (since the gateway started):")
+        for device_id, counters in stats.counters.items():
+            print(f"  {device_id}: " + ", ".join(f"{k} {v}" for k, v in counters.items()))
     return 0
 
 

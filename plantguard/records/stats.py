@@ -13,7 +13,10 @@ journal (alarms by priority) and the maintenance plans and records
 * **MTTR** — mean length of the outages that ended (offline → online) in the period;
 * **compliance** — of the plan executions due in the period, the share done by
   their due point (calendar plans: the due date from the previous record;
-  meter plans: the meter reading within the interval).
+  meter plans: the meter reading within the interval);
+* **counters** — what each device's driver counted (messages, malformed
+  payloads …) since the gateway last started, as the engine last stored them
+  (every minute and at stop); not limited to the period.
 """
 
 from __future__ import annotations
@@ -76,6 +79,8 @@ class Statistics:
     availability: list[DeviceAvailability]
     alarms_by_priority: dict[str, int]
     compliance: list[Compliance] = field(default_factory=list)
+    #: device id → counter name → count since the gateway started (drivers that count)
+    counters: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)
@@ -209,4 +214,5 @@ def statistics(
         availability=[availability(d.id, per_device.get(d.id, []), start, end) for d in devices],
         alarms_by_priority={name: alarm_counts.get(name, 0) for name in priorities.values()},
         compliance=compliance(plans, records, start, end, overdue_now),
+        counters=store.records.device_counters(),
     )

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..model import PRIORITY_BY_NAME, Device, DeviceStatus, Site
 from ..records.models import (
@@ -42,6 +43,7 @@ from ..records.models import (
 from .records_schema import (
     connection_events,
     device_changes,
+    device_counters,
     devices,
     maintenance_plans,
     maintenance_records,
@@ -448,6 +450,50 @@ class RecordStore:
             query = query.where(connection_events.c.time < until)
         with self.engine.connect() as conn:
             return [ConnectionEvent(r[0], r[1], r[2]) for r in conn.execute(query)]
+
+    # --- driver counters --------------------------------------------------------------
+
+    def record_counters(
+        self, device_id: str, counters: Mapping[str, int], *, since: float, now: float
+    ) -> None:
+        """Upsert what ``device_id``'s driver counted since ``since`` (one transaction).
+
+        A counter the driver no longer reports keeps its last row; a new start
+        (a later ``since``) overwrites the values, as a driver's counts restart too.
+        """
+        if not counters:
+            return
+        rows = [
+            {"device_id": device_id, "name": name, "value": int(value), "since": since,
+             "updated_at": now}
+            for name, value in counters.items()
+        ]  # fmt: skip
+        with self.engine.begin() as conn:
+            insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
+                device_counters
+            )
+            conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[device_counters.c.device_id, device_counters.c.name],
+                    set_={
+                        "value": insert.excluded.value,
+                        "since": insert.excluded.since,
+                        "updated_at": insert.excluded.updated_at,
+                    },
+                ),
+                rows,
+            )
+
+    def device_counters(self) -> dict[str, dict[str, int]]:
+        """Every device's stored counters: device id → counter name → value, sorted."""
+        query = sa.select(
+            device_counters.c.device_id, device_counters.c.name, device_counters.c.value
+        ).order_by(device_counters.c.device_id, device_counters.c.name)
+        result: dict[str, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            for device_id, name, value in conn.execute(query):
+                result.setdefault(str(device_id), {})[str(name)] = int(value)
+        return result
 
     # --- maintenance ------------------------------------------------------------------
 

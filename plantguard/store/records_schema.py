@@ -3,7 +3,8 @@ connection-state history, maintenance plans and records.
 
 Times in these tables are naive UTC ``DateTime`` values (records are exchanged
 as ISO 8601 and must round-trip to the microsecond), except connection events,
-which share the float epoch seconds of the history table they are read with.
+which share the float epoch seconds of the history table they are read with,
+and device counters, whose times are the gateway's clock as epoch seconds too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from .schema import metadata
 __all__ = [
     "connection_events",
     "device_changes",
+    "device_counters",
     "devices",
     "maintenance_plans",
     "maintenance_records",
@@ -108,4 +110,17 @@ maintenance_records = sa.Table(
     sa.Column("attachments", sa.Text, nullable=False),
     sa.Index("ix_maintenance_records_device_time", "device_id", "performed_at"),
     sa.Index("ix_maintenance_records_plan_time", "plan_id", "performed_at"),
+)
+
+#: What a device's driver counted since the gateway started (``since``): messages,
+#: malformed payloads …  (:meth:`plantguard.drivers.DeviceDriver.counters`), as last
+#: written by the engine (``updated_at``, about every minute).  One row per counter.
+device_counters = sa.Table(
+    "device_counters",
+    metadata,
+    sa.Column("device_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+    sa.Column("since", sa.Float(53), nullable=False),
+    sa.Column("updated_at", sa.Float(53), nullable=False),
 )

@@ -134,6 +134,10 @@ class MqttDriver(DeviceDriver):
         self._seen: dict[int, tuple[Sequence[Point], npt.NDArray[np.intp]]] = {}
         self._routes, self._metrics = self._plan(points)
 
+    def counters(self) -> Mapping[str, int]:
+        """The device's :attr:`statistics`, a snapshot (the engine stores it every minute)."""
+        return dict(self.statistics)
+
     def _stale_after(self, address: MqttAddress | None) -> float:
         if address is not None and address.stale_after is not None:
             return address.stale_after
