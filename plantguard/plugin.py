@@ -22,6 +22,8 @@ What is in it, by the part of the gateway a plugin plugs into::
     alarms     AlarmSink.deliver(Transition)  (Transition.before/after: AlarmState)
 
     services   ServiceType ──create(options)──► Service.start(EngineView) / stop()
+               cancel_and_wait(task, what=…): a bounded stop of a task whose client
+               library may swallow one cancellation (Python 3.11's wait_for)
                EngineView: site, table, alarms, store, write_point(…, Principal),
                on_values(ValuesListener)
 
@@ -134,6 +136,7 @@ from .store.risk import (
     RiskStore,
 )
 from .table import ValueTable
+from .tasks import cancel_and_wait
 
 __all__ = [
     "IDENTITY_FIELDS",
@@ -204,6 +207,7 @@ __all__ = [
     "acting_principal",
     "add_actor_argument",
     "add_db_argument",
+    "cancel_and_wait",
     "ensure_port_free",
     "hookimpl",
     "open_store",

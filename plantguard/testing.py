@@ -78,6 +78,10 @@ def load_site_text(plantguard_host: PluginHost) -> Callable[[str], LoadedSite]:
     return load
 
 
+#: How long :func:`running_site` waits for the engine to stop.
+STOP_TIMEOUT = 90.0
+
+
 @pytest.fixture
 def running_site(plantguard_host: PluginHost, tmp_path: Path) -> RunningSite:
     """Run an engine for a site (YAML text) until the ``async with`` block exits."""
@@ -100,8 +104,14 @@ def running_site(plantguard_host: PluginHost, tmp_path: Path) -> RunningSite:
             yield engine
         finally:
             stop.set()
-            await task
+            # Bounded: a service whose stop hangs fails the test that shows it, with a
+            # message, instead of running into the suite's timeout with no clue.
+            done, _ = await asyncio.wait({task}, timeout=STOP_TIMEOUT)
             store.close()
+            if not done:
+                task.cancel()
+                pytest.fail(f"the engine did not stop within {STOP_TIMEOUT:g} s")
+            task.result()
 
     return run
 

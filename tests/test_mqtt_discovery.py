@@ -19,10 +19,73 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiomqtt
+import pytest
 
+from plantguard.engine import Engine
 from plantguard.testing import RunningSite, free_tcp_port, wait_for
 
 BROKER = ("127.0.0.1", 1883)
+#: Seconds a gateway may take to start, or to stop (the publishers' stop is bounded by
+#: about twice the client timeout, 2 × 30 s at the default keepalive).
+SITE_BOUND = 80.0
+#: Seconds a helper task may take to end once cancelled.
+CANCEL_BOUND = 10.0
+
+
+async def cancel_task(task: asyncio.Task[Any], what: str) -> None:
+    """Cancel a helper task and wait for it, bounded; the cancel is repeated because on
+    Python 3.11 aiomqtt's ``asyncio.wait_for`` can swallow one (CPython gh-86296)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + CANCEL_BOUND
+    while not task.done():
+        if loop.time() > deadline:
+            pytest.fail(f"{what} did not end within {CANCEL_BOUND} s of being cancelled")
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.5)
+    if not task.cancelled() and task.exception() is not None:
+        with contextlib.suppress(aiomqtt.MqttError):
+            task.result()
+
+
+@contextlib.asynccontextmanager
+async def within(seconds: float, what: str) -> AsyncIterator[None]:
+    """Fail the test with a message naming ``what`` if the block takes longer."""
+    bound = asyncio.timeout(seconds)
+    try:
+        async with bound:
+            yield
+    except TimeoutError:
+        if bound.expired():
+            pytest.fail(f"{what} did not finish within {seconds} s")
+        raise
+
+
+def bounded_site(running_site: RunningSite) -> RunningSite:
+    """``running_site`` whose start and stop each fail the test after ``SITE_BOUND`` s
+    instead of waiting until the whole test times out."""
+
+    @contextlib.asynccontextmanager
+    async def run(site_yaml: str, *, db: str | None = None) -> AsyncIterator[Engine]:
+        site = running_site(site_yaml, db=db)
+        async with within(SITE_BOUND, "the gateway's start"):
+            engine = await site.__aenter__()
+        try:
+            yield engine
+        except BaseException as exc:
+            async with within(SITE_BOUND, "the gateway's stop"):
+                suppressed = await site.__aexit__(type(exc), exc, exc.__traceback__)
+            if not suppressed:
+                raise
+        else:
+            async with within(SITE_BOUND, "the gateway's stop"):
+                await site.__aexit__(None, None, None)
+
+    return run
+
+
+@pytest.fixture
+def running_site(running_site: RunningSite) -> RunningSite:
+    return bounded_site(running_site)
 
 
 @dataclass
@@ -59,13 +122,12 @@ async def watch(*filters: str) -> AsyncIterator[Retained]:
 
     async with aiomqtt.Client(*BROKER, client_id=f"watch-{uuid.uuid4().hex}") as client:
         task = asyncio.create_task(collect(client))
-        await asyncio.wait_for(ready.wait(), 10)
         try:
+            async with within(10, f"subscribing to {filters}"):
+                await ready.wait()
             yield seen
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await task
+            await cancel_task(task, f"the watcher of {filters}")
 
 
 async def clear_retained(*filters: str) -> None:
@@ -246,3 +308,78 @@ async def test_configs_of_a_device_that_left_the_site_are_removed(
         assert set(fresh.configs(prefix)) == after
     finally:
         await clear_retained(f"{prefix}/#", f"plantguard/{node}/#")
+
+
+async def test_a_cancel_the_session_swallowed_is_repeated() -> None:
+    """aiomqtt's ``wait_for`` on Python 3.11 can drop a cancel (CPython gh-86296); the
+    stop cancels again, so it ends, and one that never ends is given up within the bound."""
+    from plantguard.plugin import cancel_and_wait
+
+    swallowed: list[bool] = []
+
+    async def swallows_once() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            swallowed.append(True)
+        await asyncio.Event().wait()
+
+    once = asyncio.create_task(swallows_once())
+    await asyncio.sleep(0)
+    await cancel_and_wait(once, what="a test task")
+    assert swallowed == [True]
+    assert once.cancelled()
+
+    stubborn_until = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not stubborn_until.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(10)
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)
+    await cancel_and_wait(task, what="a test task", timeout=0.3)
+    assert not task.done()
+    stubborn_until.set()
+    await cancel_and_wait(task, what="a test task")
+    assert task.done()
+
+
+async def test_a_stop_disconnects_cleanly_and_is_bounded() -> None:
+    """A session that fails is retried; a stop ends the loop with a clean disconnect
+    (the Will is not sent)."""
+    from plantguard_mqtt_publish.connection import make_client, run_connected, stop_connection
+    from plantguard_mqtt_publish.options import BrokerOptions
+
+    topic = f"hatest{uuid.uuid4().hex[:8]}/will"
+    broker = BrokerOptions(host=BROKER[0], port=BROKER[1], reconnect_interval=0.05)
+    sessions = 0
+
+    async def session(client: aiomqtt.Client) -> None:
+        nonlocal sessions
+        sessions += 1
+        if sessions == 1:
+            raise RuntimeError("a defect in the first session")
+        await asyncio.Event().wait()
+
+    stop = asyncio.Event()
+    will = aiomqtt.Will(topic, b"gone", qos=1, retain=False)
+    async with watch(topic) as seen:
+        task = asyncio.create_task(
+            run_connected(
+                broker,
+                lambda: make_client(broker, f"stoptest-{uuid.uuid4().hex}", will),
+                session,
+                on_lost=lambda: None,
+                what="a test connection",
+                stop=stop,
+            )
+        )
+        await wait_for(lambda: sessions == 2)
+        await stop_connection(task, stop, broker, what="a test connection")
+        assert task.done()
+        assert not task.cancelled()
+        assert task.exception() is None
+        await asyncio.sleep(0.3)
+    assert topic not in seen.latest

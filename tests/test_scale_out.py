@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from pysparkplug import DBirth, NBirth, NDeath
-from test_mqtt_discovery import clear_retained, watch
+from test_mqtt_discovery import clear_retained, watch, within
 from test_sparkplug import Host, sparkplug_host
 
 from plantguard.store import database_url
@@ -154,7 +154,8 @@ async def stop_gateways(gateways: list[Gateway]) -> None:
                 await asyncio.wait_for(gw.process.wait(), 20)
             except TimeoutError:
                 gw.process.kill()
-                await gw.process.wait()
+                async with within(10, f"the end of the killed {gw.name}"):
+                    await gw.process.wait()
 
 
 def check_births(host: Host, gateways: list[Gateway]) -> HostView:
@@ -209,7 +210,8 @@ async def test_three_gateways_one_broker_one_database(schemas: list[str], tmp_pa
 
             victim = gateways[1]
             victim.process.send_signal(signal.SIGKILL)  # no goodbye: only the Will speaks
-            await victim.process.wait()
+            async with within(10, f"the end of the killed {victim.name}"):
+                await victim.process.wait()
             killed = time.monotonic()
             death = f"spBv1.0/{group}/NDEATH/{victim.name}"
             # The broker notices the silence after 1.5 keep-alives at most, then sends the Will.

@@ -38,6 +38,7 @@ from google.protobuf import (  # type: ignore[import-untyped]
 )
 from mqtt_broker import PrivateBroker, make_certificates
 from pysparkplug import DataType, DBirth, DCmd, DData, Metric, NBirth, NCmd, NDeath
+from test_mqtt_discovery import bounded_site, cancel_task, within
 
 from plantguard.build import StartError
 from plantguard.config import ConfigError
@@ -220,6 +221,11 @@ class Host:
         return [m.value for m in self.data(device) if m.name == name]
 
 
+@pytest.fixture
+def running_site(running_site: RunningSite) -> RunningSite:
+    return bounded_site(running_site)
+
+
 @contextlib.asynccontextmanager
 async def sparkplug_host(group: str, port: int = BROKER[1]) -> AsyncIterator[Host]:
     host = Host(group)
@@ -235,13 +241,12 @@ async def sparkplug_host(group: str, port: int = BROKER[1]) -> AsyncIterator[Hos
     ready = asyncio.Event()
     async with aiomqtt.Client(BROKER[0], port, client_id=f"host-{uuid.uuid4().hex}") as client:
         task = asyncio.create_task(collect(client))
-        await asyncio.wait_for(ready.wait(), 10)
         try:
+            async with within(10, f"subscribing to spBv1.0/{group}/#"):
+                await ready.wait()
             yield host
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await task
+            await cancel_task(task, f"the Sparkplug host of {group}")
 
 
 async def send(topic: str, payload: bytes, port: int = BROKER[1]) -> None:
@@ -630,9 +635,8 @@ async def test_tls_with_a_client_certificate_and_a_password(
             client.messages() as messages,
         ):
             await client.subscribe(f"spBv1.0/{group}/#")
-            async with running_site(yaml):
-                async with asyncio.timeout(20):
-                    message = await anext(aiter(messages))
+            async with running_site(yaml), within(20, "the first message over TLS"):
+                message = await anext(aiter(messages))
     assert message.topic.value == f"spBv1.0/{group}/NBIRTH/gw1"
     assert isinstance(message.payload, bytes)
     assert NBirth.decode(message.payload).seq == 0

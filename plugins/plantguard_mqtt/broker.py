@@ -29,6 +29,8 @@ from typing import Any, Protocol
 import aiomqtt
 import pysparkplug as sp
 
+from plantguard.plugin import cancel_and_wait
+
 from .models import BrokerSettings, MqttTls, SparkplugSource
 from .sparkplug import NAMESPACE, SparkplugNode, SparkplugTarget, node_filter, rebirth_payload
 from .topics import is_wildcard, matches
@@ -177,9 +179,9 @@ class BrokerSession:
     async def stop(self) -> None:
         tasks = [t for t in (self._task, *self._side_tasks) if t is not None]
         self._task = None
+        # Repeated cancels: aiomqtt's waits for broker replies can swallow one on 3.11.
         for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(task, what=f"the MQTT client of {self.settings.endpoint}")
         self._set_connected(False)
 
     async def _run(self) -> None:

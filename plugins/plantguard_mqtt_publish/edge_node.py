@@ -35,7 +35,7 @@ from plantguard.plugin import EngineView, Quality, Transition
 from . import payloads
 from .catalogue import ACK_COMMAND, USER_METRIC, Catalogue, DeviceMetrics, build_catalogue
 from .changes import Changes
-from .connection import first_failure, make_client, run_connected
+from .connection import first_failure, make_client, run_connected, stop_connection
 from .options import MqttPublishOptions, SparkplugOptions
 from .principals import principal_for
 
@@ -64,6 +64,7 @@ class EdgeNode:
         self._changes: Changes | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
         self._rebirth = False
         #: Alarms whose state changed since the last report (read from the engine when
         #: reported: the sink hears every engine of the process).
@@ -119,6 +120,7 @@ class EdgeNode:
         self._last_quality = np.full(n, 255, np.uint8)
         self._changes = Changes(n)
         self._unsubscribe = engine.on_values(self._changes)
+        self._stop = asyncio.Event()
         self._task = asyncio.create_task(
             run_connected(
                 self.options.broker,
@@ -126,6 +128,7 @@ class EdgeNode:
                 self._session,
                 on_lost=self._lost,
                 what=f"Sparkplug edge node {self.node_id}",
+                stop=self._stop,
             ),
             name=f"sparkplug {self.node_id}",
         )
@@ -140,9 +143,12 @@ class EdgeNode:
                 death = payloads.node_death(self.bd_seq)
                 await self._client.publish(self.topic("NDEATH"), death, qos=1, timeout=2.0)
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_connection(
+                self._task,
+                self._stop,
+                self.options.broker,
+                what=f"Sparkplug edge node {self.node_id}",
+            )
             self._task = None
 
     def on_transition(self, transition: Transition) -> None:

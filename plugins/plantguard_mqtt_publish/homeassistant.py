@@ -26,7 +26,7 @@ from plantguard.plugin import EngineView, Transition
 
 from .catalogue import Catalogue, DeviceMetrics, build_catalogue
 from .changes import Changes
-from .connection import first_failure, make_client, run_connected
+from .connection import first_failure, make_client, run_connected, stop_connection
 from .discovery import Topics, alarm_state, device_configs, device_state, stale_configs
 from .options import HomeAssistantOptions, MqttPublishOptions
 from .principals import principal_for
@@ -52,6 +52,7 @@ class HomeAssistantPublisher:
         self._changes: Changes | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
         self._alarm_devices: set[str] = set()
         self._last_state: dict[str, str] = {}
         self._client: aiomqtt.Client | None = None
@@ -64,6 +65,7 @@ class HomeAssistantPublisher:
         self._changes = Changes(len(engine.table))
         self._unsubscribe = engine.on_values(self._changes)
         will = aiomqtt.Will(self.topics.status, b"offline", qos=1, retain=True)
+        self._stop = asyncio.Event()
         self._task = asyncio.create_task(
             run_connected(
                 self.options.broker,
@@ -71,6 +73,7 @@ class HomeAssistantPublisher:
                 self._session,
                 on_lost=lambda: None,
                 what=f"Home Assistant discovery of {self.node}",
+                stop=self._stop,
             ),
             name=f"homeassistant {self.node}",
         )
@@ -86,9 +89,12 @@ class HomeAssistantPublisher:
                     self.topics.status, b"offline", qos=1, retain=True, timeout=2.0
                 )
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_connection(
+                self._task,
+                self._stop,
+                self.options.broker,
+                what=f"Home Assistant discovery of {self.node}",
+            )
             self._task = None
 
     def on_transition(self, transition: Transition) -> None:
