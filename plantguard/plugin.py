@@ -35,7 +35,8 @@ What is in it, by the part of the gateway a plugin plugs into::
                engine's device-identity check, for a rule type that configures it
 
     records    Store · MaintenancePlan MaintenanceRecord · PlanStatus DueState
-               plan_statuses(store, now)
+               plan_statuses(store, now) · ImportIssue (where, field, message) of an
+               import refused whole
 
     commands   LoadedSite (CommandContext.load_site) · ConfigError · UsageError
                add_db_argument(parser) + open_store(args) + site_path(args): the
@@ -120,6 +121,7 @@ from .model import (
     Site,
 )
 from .records.due import DueState, PlanStatus
+from .records.exchange import ImportIssue
 from .records.models import MaintenancePlan, MaintenanceRecord
 from .records.status import plan_statuses
 from .rules import Rule, RuleContext, RuleType
@@ -163,6 +165,7 @@ __all__ = [
     "HazardConflict",
     "HazardRow",
     "IdentityRule",
+    "ImportIssue",
     "JournalEntry",
     "LoadedSite",
     "MaintenancePlan",

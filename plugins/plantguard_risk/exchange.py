@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from plantguard.plugin import ConfigurationError, HazardRow, RiskPointRow
+from plantguard.plugin import ConfigurationError, HazardRow, ImportIssue, RiskPointRow
 
 from .grading import Method, assess
 
@@ -52,18 +52,8 @@ Short = Annotated[str, Field(max_length=200)]
 MAX_BYTES = 20 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Issue:
-    where: str  # "row 3" or "items[2]"
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return (
-            f"{self.where}: {self.field}: {self.message}"
-            if self.field
-            else f"{self.where}: {self.message}"
-        )
+#: A place in an imported file and what is wrong there: the records import's type.
+Issue = ImportIssue
 
 
 class ImportRefused(ConfigurationError):
