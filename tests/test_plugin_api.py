@@ -127,3 +127,11 @@ def test_the_core_imports_no_plugin() -> None:
                 if m.startswith("plantguard_")
             ]
     assert not wrong, "the core reaches plugins through hooks only:\n" + "\n".join(wrong)
+
+
+def test_every_name_of_the_api_is_in_the_plugin_guide() -> None:
+    """docs/plugins.md lists the contract; a name exported but not listed there is one a
+    plugin author cannot find."""
+    guide = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    missing = [name for name in plantguard.plugin.__all__ if f"`{name}`" not in guide]
+    assert not missing, f"exported by plantguard.plugin but not in docs/plugins.md: {missing}"
