@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,7 @@ from typing import Any
 
 import aiomqtt
 import pysparkplug as sp
+from bench_broker import start_broker
 from google.protobuf.internal import api_implementation  # type: ignore[import-untyped]
 from pysparkplug._protobuf import Payload
 
@@ -55,42 +55,15 @@ from plantguard_mqtt.driver import MqttDriver
 from plantguard_mqtt.models import MqttAddress, MqttConnection
 
 RESULTS = Path(__file__).parent / "results" / "mqtt_ingest.json"
-MOSQUITTO = "/usr/sbin/mosquitto"
 TARGET = 0.8
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def start_broker(directory: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_queueing_broker(directory: Path) -> tuple[subprocess.Popen[bytes], int]:
     """A Mosquitto that queues QoS 0 messages for persistent sessions, without limit."""
-    port = _free_port()
-    config = directory / "mosquitto.conf"
-    lines = [
-        "persistence false",
-        f"listener {port} 127.0.0.1",
-        "allow_anonymous true",
-        "max_queued_messages 0",
-        "max_queued_bytes 0",
-        "queue_qos0_messages true",
-    ]
-    if os.geteuid() == 0:
-        lines.append("user root")
-    config.write_text("\n".join(lines) + "\n")
-    process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process, port
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise SystemExit("mosquitto did not start")
+    return start_broker(
+        directory,
+        ["max_queued_messages 0", "max_queued_bytes 0", "queue_qos0_messages true"],
+    )
 
 
 # --- payloads ------------------------------------------------------------------------
@@ -287,7 +260,7 @@ def summarise(rounds: list[dict[str, float]]) -> dict[str, Any]:
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     directory = Path(tempfile.mkdtemp(prefix="plantguard-mqtt-bench-"))
-    process, port = start_broker(directory)
+    process, port = start_queueing_broker(directory)
     try:
         plain: list[dict[str, float]] = []
         spark: list[dict[str, float]] = []

@@ -29,9 +29,7 @@ import asyncio
 import datetime as dt
 import json
 import platform
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -42,6 +40,7 @@ from typing import Any
 import aiomqtt
 import numpy as np
 import numpy.typing as npt
+from bench_broker import start_broker
 from pysparkplug import DataType, DData, Metric
 
 from plantguard.plugin import Quality, Site, ValuesListener, ValueTable
@@ -51,31 +50,7 @@ from plantguard_mqtt_publish.edge_node import EdgeNode
 from plantguard_mqtt_publish.options import BrokerOptions, MqttPublishOptions, SparkplugOptions
 
 RESULTS = Path(__file__).parent / "results" / "mqtt_publish.json"
-MOSQUITTO = "/usr/sbin/mosquitto"
 TARGET = 0.8
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def start_broker(directory: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
-    config = directory / "mosquitto.conf"
-    config.write_text(f"persistence false\nlistener {port} 127.0.0.1\nallow_anonymous true\n")
-    process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process, port
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("mosquitto did not start")
 
 
 def make_site(devices: int, points: int) -> Site:

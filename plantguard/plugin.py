@@ -41,6 +41,7 @@ What is in it, by the part of the gateway a plugin plugs into::
     commands   LoadedSite (CommandContext.load_site) · ConfigError · UsageError
                add_db_argument(parser) + open_store(args) + site_path(args): the
                ``--db``/``--site`` pair every store command takes, opened existing-only;
+               did_you_mean(kind, name, known): "unknown … (did you mean …?)";
                add_actor_argument(parser, role) + acting_principal(store, args, what):
                ``--as USER`` with its password check, for offline changes
 
@@ -72,7 +73,7 @@ from .alarms import AlarmState, Transition
 from .auth import Principal, Role
 from .build import SettingError
 from .cli.acting import acting_principal, add_actor_argument
-from .cli.common import add_db_argument, open_store, site_path
+from .cli.common import add_db_argument, did_you_mean, open_store, site_path
 from .comm import IDENTITY_FIELDS, IdentityRule
 from .config import ConfigError, LoadedSite
 from .drivers import (
@@ -211,6 +212,7 @@ __all__ = [
     "add_actor_argument",
     "add_db_argument",
     "cancel_and_wait",
+    "did_you_mean",
     "ensure_port_free",
     "hookimpl",
     "open_store",

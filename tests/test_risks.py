@@ -279,6 +279,10 @@ def test_hazards_export_import_round_trip_with_references_checked(
     code, _, err = _cli(capsys, "hazards", "report", "x", "--risk", "R-none", *db, "--as", "op1")
     assert code == 2
     assert "unknown risk point 'R-none'" in err
+    # a near miss is named, as for every unknown id
+    code, _, err = _cli(capsys, "risks", "show", "R-boilr", *db)
+    assert code == 2
+    assert "unknown risk point 'R-boilr' (did you mean R-boiler?)" in err
 
 
 def test_published_schemas_are_current() -> None:

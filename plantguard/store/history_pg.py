@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import sqlalchemy as sa
 
-from .samples import rows_of
+from .samples import insert_rows
 
 __all__ = [
     "COPY_MIN_ROWS",
@@ -76,7 +76,6 @@ _PREVIOUS = f"{_COLUMNS} WHERE point_key = {_KEY} AND time < %s ORDER BY time DE
 
 Arrays = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.uint8]]
 
-_INSERT = "INSERT INTO history (point_key, time, value, quality) VALUES (%s, %s, %s, %s)"
 _COPY_IN = "COPY history (point_key, time, value, quality) FROM STDIN (FORMAT BINARY)"
 
 
@@ -137,17 +136,6 @@ def _as_sqlalchemy_errors(conn: sa.Connection, statement: str) -> Iterator[None]
         yield
     except dbapi.Error as exc:
         raise sa.exc.DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
-
-
-def insert_rows(
-    conn: sa.Connection,
-    keys: npt.NDArray[np.int64],
-    times: npt.NDArray[np.float64],
-    values: npt.NDArray[np.float64],
-    quality: npt.NDArray[np.uint8],
-) -> None:
-    """One ``INSERT`` executed for every sample (through SQLAlchemy: its events see it)."""
-    conn.exec_driver_sql(_INSERT, rows_of(keys, times, values, quality))
 
 
 def read_trend(

@@ -20,11 +20,10 @@ import numpy as np
 import numpy.typing as npt
 import sqlalchemy as sa
 
-from .samples import rows_of
+from .samples import insert_rows
 
 __all__ = ["insert_rows", "read_trend"]
 
-_INSERT = "INSERT INTO history (point_key, time, value, quality) VALUES (?, ?, ?, ?)"
 _KEY = "(SELECT key FROM points WHERE point_id = ?)"
 _COLUMNS = (
     "SELECT time, ifnull(value, 0.0), "
@@ -35,16 +34,6 @@ _PREVIOUS = f"{_COLUMNS} WHERE point_key = {_KEY} AND time < ? ORDER BY time DES
 _NULL = 256
 
 Arrays = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.uint8]]
-
-
-def insert_rows(
-    conn: sa.Connection,
-    keys: npt.NDArray[np.int64],
-    times: npt.NDArray[np.float64],
-    values: npt.NDArray[np.float64],
-    quality: npt.NDArray[np.uint8],
-) -> None:
-    conn.exec_driver_sql(_INSERT, rows_of(keys, times, values, quality))
 
 
 def read_trend(

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+import sqlalchemy as sa
 
-__all__ = ["rows_of"]
+__all__ = ["insert_rows", "rows_of"]
 
 
 def rows_of(
@@ -27,3 +28,19 @@ def rows_of(
     else:
         value_list = values.tolist()
     return list(zip(keys.tolist(), times.tolist(), value_list, quality.tolist(), strict=True))
+
+
+def insert_rows(
+    conn: sa.Connection,
+    keys: npt.NDArray[np.int64],
+    times: npt.NDArray[np.float64],
+    values: npt.NDArray[np.float64],
+    quality: npt.NDArray[np.uint8],
+) -> None:
+    """One ``INSERT`` executed for every sample, in the driver's own parameter style, through
+    SQLAlchemy (its events see it): SQLite's whole path, PostgreSQL's for small batches."""
+    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    conn.exec_driver_sql(
+        f"INSERT INTO history (point_key, time, value, quality) VALUES ({', '.join([marker] * 4)})",
+        rows_of(keys, times, values, quality),
+    )

@@ -32,6 +32,7 @@ from plantguard.plugin import (
     acting_principal,
     add_actor_argument,
     add_db_argument,
+    did_you_mean,
     open_store,
     site_path,
 )
@@ -277,7 +278,7 @@ def _risks_show(args: argparse.Namespace, _context: CommandContext) -> int:
         risks = RiskStore(store.engine)
         row = risks.risk(args.risk)
         if row is None:
-            raise UsageError(f"unknown risk point {args.risk!r}")
+            raise UsageError(did_you_mean("risk point", args.risk, (r.id for r in risks.risks())))
         changes = risks.risk_changes(args.risk)
     if args.json:
         _print_json({"risk": asdict(row), "changes": [asdict(c) for c in changes]})
@@ -345,7 +346,7 @@ def _report(args: argparse.Namespace, _context: CommandContext) -> int:
 
 def _check_reference(value: str | None, known: set[str], what: str) -> None:
     if value is not None and value not in known:
-        raise UsageError(f"unknown {what} {value!r}")
+        raise UsageError(did_you_mean(what, value, known))
 
 
 def _transition(args: argparse.Namespace, _context: CommandContext) -> int:
@@ -400,7 +401,8 @@ def _show(args: argparse.Namespace, _context: CommandContext) -> int:
         risks = RiskStore(store.engine)
         row = risks.hazard(args.hazard)
         if row is None:
-            raise UsageError(f"unknown hidden danger {args.hazard!r}")
+            known = (h.id for h in risks.hazards())
+            raise UsageError(did_you_mean("hidden danger", args.hazard, known))
         journal = risks.journal(args.hazard)
     if args.json:
         _print_json({"hazard": asdict(row), "journal": [asdict(e) for e in journal]})
